@@ -1,0 +1,78 @@
+# sluice — top-level build.
+#
+# Each module directory owns a module.mk that appends to the lists below, so
+# that modules can be added without editing this file. Everything is built
+# out of tree into $(B) (build/ by default; build-san/ for `make sanitize`).
+#
+#   make            build every program and test binary
+#   make check      run every test (unit + integration); ends with a summary line
+#   make bench      run the benchmarks (separate from check: they take time)
+#   make sanitize   ASan+UBSan build, then the whole test suite against it
+#   make fuzz       libFuzzer campaigns, bounded in time (FUZZ_SECONDS each)
+#   make deps       install the Debian packages a fresh machine needs
+#   make install    PREFIX=/usr/local DESTDIR=
+
+B        ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+VERSION  := 0.1.0
+
+CC       ?= cc
+OPTFLAGS ?= -O2 -g
+PKGS     := libpcre2-8 libmagic yaml-0.1 libhs openssl libzstd sqlite3 fuse3 cmocka libseccomp libisal
+DEPS_DEB := build-essential pkg-config libfuse3-dev fuse3 libpcre2-dev pcre2-utils \
+            libmagic-dev libmagic1 libsqlite3-dev sqlite3 libssl-dev libzstd-dev libyaml-dev \
+            libvectorscan-dev libcmocka-dev libseccomp-dev libisal-dev bindfs udpcast \
+            clang libclang-rt-14-dev iproute2 iptables python3 man-db
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS   += $(OPTFLAGS) -std=c17 -D_GNU_SOURCE -DSLUICE_VERSION='"$(VERSION)"' \
+            -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
+            -fno-strict-aliasing -I. $(PKG_CFLAGS) $(SAN_FLAGS)
+LDFLAGS  += $(SAN_FLAGS)
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
+
+# Filled in by the module.mk files.
+LIBS      :=   # static archives, in link order (dependents first)
+PROGRAMS  :=   # installed binaries
+TESTBINS  :=   # unit test binaries run by `make check`
+MANPAGES  :=
+
+.PHONY: all check bench sanitize fuzz deps install clean
+all:
+
+include $(sort $(wildcard */module.mk */*/module.mk))
+
+all: $(PROGRAMS) $(TESTBINS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+check: all
+	tests/run $(B)
+
+bench: all
+	tests/bench/run $(B)
+
+sanitize:
+	$(MAKE) B=build-san OPTFLAGS='-O1 -g -fno-omit-frame-pointer' \
+	    SAN_FLAGS='-fsanitize=address,undefined -fno-sanitize-recover=undefined' check
+
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS_DEB)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sluice/rules
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 rules/*.yaml $(DESTDIR)$(PREFIX)/share/sluice/rules/
+	for m in $(MANPAGES); do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
+	    install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
+
+clean:
+	rm -rf build build-san build-fuzz

@@ -1,0 +1,17 @@
+/* cli/cli.h — the `sluice` command's subcommands. Each lives in its own
+ * cmd_*.c and uses only public module headers. */
+#ifndef SLUICE_CLI_H
+#define SLUICE_CLI_H
+
+/* Exit codes shared by every subcommand (documented in sluice(1)). */
+enum { EXIT_CLEAN = 0, EXIT_FINDINGS = 1, EXIT_ERROR = 2 };
+
+int cmd_scan(int argc, char **argv);
+int cmd_rules(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_ledger(int argc, char **argv);
+
+/* The default policy: $SLUICE_POLICY, else the installed or in-tree one. */
+const char *cli_default_policy(void);
+
+#endif

@@ -1,0 +1,38 @@
+# tests/lib.sh — helpers for integration tests (sourced).
+# Each check prints a TAP-style line that tests/run counts.
+set -u
+ROOT=${SLUICE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+BUILD=${SLUICE_BUILD:-$ROOT/build}
+SLUICE=$BUILD/sluice
+SLUICEFS=$BUILD/sluicefs
+DIODE=$BUILD/sluice-diode
+T_FAILED=0
+
+# A scratch directory removed at exit (after the test's own cleanup).
+T_TMP=$(mktemp -d /tmp/sluice-test.XXXXXX)
+t_cleanup_hooks=()
+t_at_exit() { t_cleanup_hooks+=("$*"); }
+t_exit() {
+    local i
+    for ((i = ${#t_cleanup_hooks[@]} - 1; i >= 0; i--)); do eval "${t_cleanup_hooks[$i]}" || true; done
+    rm -rf "$T_TMP"
+}
+trap t_exit EXIT
+
+ok()     { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; T_FAILED=1; }
+skip()   { echo "ok - $1 # SKIP ${2:-}"; }
+
+# check NAME CMD... : passes when CMD exits 0
+check() { local n=$1; shift; if "$@"; then ok "$n"; else not_ok "$n"; fi; }
+# check_fails NAME CMD... : passes when CMD exits non-zero
+check_fails() { local n=$1; shift; if "$@"; then not_ok "$n"; else ok "$n"; fi; }
+# check_eq NAME EXPECTED ACTUAL
+check_eq() {
+    if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1"; printf '#   expected: %q\n#   actual:   %q\n' "$2" "$3"; fi
+}
+# check_contains NAME HAYSTACK NEEDLE / check_lacks NAME HAYSTACK NEEDLE
+check_contains() { if [[ $2 == *"$3"* ]]; then ok "$1"; else not_ok "$1"; printf '#   missing: %q\n' "$3"; fi; }
+check_lacks()    { if [[ $2 != *"$3"* ]]; then ok "$1"; else not_ok "$1"; printf '#   unexpected: %q\n' "$3"; fi; }
+
+t_done() { exit $T_FAILED; }
