@@ -68,4 +68,60 @@ int ledger_append(ledger *l, const ledger_record *r, uint64_t *seq);
 
 void ledger_close(ledger *l);
 
+/* ---- additions (auditing; used by `sluice ledger` and the tests) ----------- */
+
+/* "open-served" -> LEDGER_OPEN_SERVED; 0 or -EINVAL. */
+int ledger_event_parse(const char *name, ledger_event *out);
+
+/* A signed digest of the chain's head, for auditors to keep elsewhere. Its
+ * text form is one line:
+ *   sluice-ledger-checkpoint v1 seq=N hash=HEX time=UTC hmac=HEX
+ * where hmac = HMAC-SHA256(key, everything before " hmac="). */
+#define LEDGER_CHECKPOINT_MAX 256
+typedef struct ledger_checkpoint {
+    uint64_t seq;                 /* 0 for an empty ledger */
+    uint8_t hash[32];             /* chain hash of record seq */
+    char time[40];                /* when it was taken (UTC) */
+    uint8_t hmac[32];
+} ledger_checkpoint;
+
+/* Take a checkpoint of the ledger at `path` (read-only). 0 or -errno. */
+int ledger_checkpoint_take(const char *path, const char *key_path, ledger_checkpoint *out,
+                           char *why, size_t whylen);
+void ledger_checkpoint_format(const ledger_checkpoint *c, char *out, size_t outlen);
+/* Parse one checkpoint line and check its HMAC under the key: 0, -EINVAL
+ * (not a checkpoint line) or -EBADMSG (HMAC does not match). */
+int ledger_checkpoint_parse(const char *line, const uint8_t *key, size_t keylen,
+                            ledger_checkpoint *out);
+
+typedef struct ledger_verify_report {
+    uint64_t records;     /* records checked (archived segments included) */
+    uint64_t segments;    /* archived segments checked */
+    uint64_t first_seq, last_seq;
+    uint64_t bad_seq;     /* first bad record (0 when the problem has no seq) */
+    char what[512];       /* what is wrong with it, or "" */
+} ledger_verify_report;
+
+/* Walk the whole chain (archived segments, then the database): sequence
+ * without gaps from 1, each prev_hash = the previous hash, each hash = the
+ * SHA-256 of the record's canonical form, each HMAC under the key; then each
+ * checkpoint (HMAC, record seq present with that hash: a missing one means a
+ * truncated tail). Opens the database read-only. 0 = clean, -EBADMSG =
+ * verification failed (rep->bad_seq and rep->what say where and why), other
+ * negative = could not verify (rep->what says why). */
+int ledger_verify(const char *path, const char *key_path, const ledger_checkpoint *cps,
+                  size_t ncps, ledger_verify_report *rep);
+
+/* Move records with seq < before_seq (at most up to the newest but one: the
+ * head always stays in the database) into a zstd-compressed segment file
+ * beside the database, "<db>.seg-<first>-<last>.zst" (a SQLite database with
+ * the same records table), listed in the `segments` table; verify keeps
+ * checking them and the chain continues across. *moved gets the number of
+ * records archived (0: nothing to do). 0 or -errno (why says). */
+int ledger_archive(const char *path, const char *key_path, uint64_t before_seq,
+                   uint64_t *moved, char *why, size_t whylen);
+/* The first seq whose time is not older than `days` days (for --older-than). */
+int ledger_seq_older_than(const char *path, double days, uint64_t *before_seq, char *why,
+                          size_t whylen);
+
 #endif
