@@ -34,6 +34,12 @@ CFLAGS   += $(OPTFLAGS) -std=c17 -D_GNU_SOURCE -DSLUICE_VERSION='"$(VERSION)"' \
 LDFLAGS  += $(SAN_FLAGS)
 LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
+# The shared static libraries, named here because module.mk files are read in
+# alphabetical order and a program's rule needs them before their module's file.
+COMMON_LIB := $(B)/libcommon.a
+DLP_LIB    := $(B)/libdlp.a
+LEDGER_LIB := $(B)/libledger.a
+
 # Filled in by the module.mk files.
 LIBS      :=   # static archives, in link order (dependents first)
 PROGRAMS  :=   # installed binaries

@@ -1,0 +1,253 @@
+/* cli/cmd_scan.c — `sluice scan`: the sanitized view of files on stdout.
+ *
+ * Text is streamed through the engine in 1 MiB reads, so memory stays flat
+ * whatever the file's size; UTF-16 text is sanitized whole (it must be
+ * transcoded both ways). A file the policy denies, or the engine could not
+ * check, prints nothing of its own and makes the exit code 2. --report writes
+ * JSON lines of findings (rule, offset, length, action) — never the text. */
+#include "cli/cli.h"
+#include "common/common.h"
+#include "dlp/dlp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CHUNK (1u << 20)
+
+typedef struct scan_ctx {
+    const char *name;
+    FILE *report;
+    uint64_t nfindings;
+} scan_ctx;
+
+static int write_stdout(void *ctx, const void *buf, size_t len)
+{
+    (void)ctx;
+    return write_full(STDOUT_FILENO, buf, len);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p >= 0x7f)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static int report_finding(void *ctx, const dlp_finding *fd)
+{
+    scan_ctx *c = ctx;
+    c->nfindings++;
+    if (!c->report)
+        return 0;
+    fputs("{\"file\":", c->report);
+    json_str(c->report, c->name);
+    fputs(",\"rule\":", c->report);
+    json_str(c->report, fd->rule_id);
+    fprintf(c->report, ",\"offset\":%llu,\"length\":%llu,\"action\":\"%s\"}\n",
+            (unsigned long long)fd->offset, (unsigned long long)fd->length,
+            dlp_action_name(fd->action));
+    return 0;
+}
+
+/* Whole-buffer path (UTF-16 and small inputs already in memory). */
+static int scan_whole(const dlp_policy *p, scan_ctx *c, const uint8_t *buf, size_t len)
+{
+    dlp_result r;
+    int rc = dlp_sanitize(p, buf, len, &r);
+    if (rc) {
+        sluice_err("%s: %s: %s", c->name, rc == -EACCES ? "denied" : "could not check", r.reason);
+        dlp_result_free(&r);
+        return EXIT_ERROR;
+    }
+    for (size_t i = 0; i < r.nfindings; i++)
+        report_finding(c, &r.findings[i]);
+    rc = write_full(STDOUT_FILENO, r.data, r.len);
+    dlp_result_free(&r);
+    if (rc) {
+        sluice_err("stdout: %s", strerror(-rc));
+        return EXIT_ERROR;
+    }
+    return c->nfindings ? EXIT_FINDINGS : EXIT_CLEAN;
+}
+
+static int scan_fd(const dlp_policy *p, scan_ctx *c, int fd)
+{
+    uint8_t *buf = malloc(CHUNK);
+    if (!buf) {
+        sluice_err("%s: out of memory", c->name);
+        return EXIT_ERROR;
+    }
+    ssize_t n = read_full(fd, buf, CHUNK);
+    if (n < 0) {
+        sluice_err("%s: %s", c->name, strerror((int)-n));
+        free(buf);
+        return EXIT_ERROR;
+    }
+    dlp_type t;
+    int rc = dlp_classify(p, buf, (size_t)n, &t);
+    if (rc || !t.allowed) {
+        sluice_err("%s: %s: %s", c->name, rc ? "could not check" : "denied", t.reason);
+        free(buf);
+        return EXIT_ERROR;
+    }
+    if (!strncmp(t.encoding, "utf-16", 6)) {
+        /* Transcoding needs the whole text: read the rest, bounded. */
+        size_t len = (size_t)n, cap = CHUNK;
+        uint64_t max = dlp_policy_max_size(p);
+        for (;;) {
+            if (len == cap) {
+                if (cap > max) {
+                    sluice_err("%s: denied: larger than the policy's limit", c->name);
+                    free(buf);
+                    return EXIT_ERROR;
+                }
+                uint8_t *nb = realloc(buf, cap *= 2);
+                if (!nb) {
+                    free(buf);
+                    sluice_err("%s: out of memory", c->name);
+                    return EXIT_ERROR;
+                }
+                buf = nb;
+            }
+            ssize_t m = read_full(fd, buf + len, cap - len);
+            if (m < 0) {
+                sluice_err("%s: %s", c->name, strerror((int)-m));
+                free(buf);
+                return EXIT_ERROR;
+            }
+            if (m == 0)
+                break;
+            len += (size_t)m;
+        }
+        int ex = scan_whole(p, c, buf, len);
+        free(buf);
+        return ex;
+    }
+    dlp_stream *s;
+    if ((rc = dlp_stream_new(p, write_stdout, report_finding, c, &s))) {
+        free(buf);
+        sluice_err("%s: %s", c->name, strerror(-rc));
+        return EXIT_ERROR;
+    }
+    uint64_t total = 0, max = dlp_policy_max_size(p);
+    while (n > 0 && !rc) {
+        total += (uint64_t)n;
+        if (total > max) {
+            sluice_err("%s: denied: larger than the policy's limit of %llu bytes", c->name,
+                       (unsigned long long)max);
+            rc = -EFBIG;
+            break;
+        }
+        if ((rc = dlp_stream_feed(s, buf, (size_t)n)))
+            break;
+        n = read_full(fd, buf, CHUNK);
+        if (n < 0) {
+            sluice_err("%s: %s", c->name, strerror((int)-n));
+            rc = (int)n;
+        }
+    }
+    if (!rc)
+        rc = dlp_stream_finish(s);
+    if (rc && dlp_stream_error(s))
+        sluice_err("%s: could not check: %s", c->name, dlp_stream_error(s));
+    dlp_stream_free(s);
+    free(buf);
+    if (rc)
+        return EXIT_ERROR;
+    return c->nfindings ? EXIT_FINDINGS : EXIT_CLEAN;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sluice scan [--policy FILE] [--report[=FILE]] FILE...\n"
+               "  Print the sanitized view of each FILE ('-' for standard input).\n"
+               "  --policy FILE   policy to apply (default: $SLUICE_POLICY or the installed default)\n"
+               "  --report[=FILE] JSON lines of findings to FILE (default: standard error)\n"
+               "exit: 0 nothing found, 1 findings masked, 2 error or denied\n");
+}
+
+int cmd_scan(int argc, char **argv)
+{
+    static const struct option opts[] = {{"policy", required_argument, 0, 'p'},
+                                         {"report", optional_argument, 0, 'r'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *policy = NULL, *report = NULL;
+    int want_report = 0, o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'p': policy = optarg; break;
+        case 'r': want_report = 1; report = optarg; break;
+        case 'h': usage(stdout); return EXIT_CLEAN;
+        default: usage(stderr); return EXIT_ERROR;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_ERROR;
+    }
+    if (!policy)
+        policy = cli_default_policy();
+    dlp_policy *p;
+    dlp_error err;
+    int rc = dlp_policy_load(policy, &p, &err);
+    if (rc) {
+        char msg[1200];
+        dlp_error_format(&err, msg, sizeof msg);
+        sluice_err("policy: %s", msg);
+        return EXIT_ERROR;
+    }
+    FILE *rep = NULL;
+    if (want_report) {
+        rep = report ? fopen(report, "w") : stderr;
+        if (!rep) {
+            sluice_err("%s: %s", report, strerror(errno));
+            dlp_policy_free(p);
+            return EXIT_ERROR;
+        }
+    }
+    int worst = EXIT_CLEAN;
+    for (int i = optind; i < argc; i++) {
+        scan_ctx c = {argv[i], rep, 0};
+        int ex;
+        if (!strcmp(argv[i], "-")) {
+            c.name = "(stdin)";
+            ex = scan_fd(p, &c, STDIN_FILENO);
+        } else {
+            int fd = open(argv[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+            struct stat st;
+            if (fd < 0) {
+                sluice_err("%s: %s", argv[i], strerror(errno));
+                ex = EXIT_ERROR;
+            } else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                sluice_err("%s: denied: not a regular file", argv[i]);
+                ex = EXIT_ERROR;
+            } else {
+                fcntl(fd, F_SETFL, 0);
+                ex = scan_fd(p, &c, fd);
+            }
+            if (fd >= 0)
+                close(fd);
+        }
+        if (ex > worst)
+            worst = ex;
+    }
+    if (rep && rep != stderr)
+        fclose(rep);
+    dlp_policy_free(p);
+    return worst;
+}

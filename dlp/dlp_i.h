@@ -1,0 +1,123 @@
+/* dlp/dlp_i.h — the engine's private structures, shared by the dlp sources only.
+ * Nothing outside dlp/ includes this file: dlp/dlp.h is the public surface. */
+#ifndef SLUICE_DLP_I_H
+#define SLUICE_DLP_I_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <hs/hs.h>
+#include <pcre2.h>
+
+#include "common/common.h"
+#include "dlp/dlp.h"
+
+/* Bytes past a match's end that its pattern may look at (\b, lookahead)
+ * before the match is final; see scan.c. */
+#define DLP_LOOKAHEAD 64
+/* Default window for patterns Vectorscan cannot bound (see max-length). */
+#define DLP_DEFAULT_MAX_LENGTH 4096
+#define DLP_MAX_MAX_LENGTH (1u << 20)
+
+enum dlp_validator { VAL_NONE, VAL_LUHN, VAL_IBAN, VAL_US_SSN, VAL_ENTROPY };
+
+typedef struct dlp_action_spec {
+    enum dlp_action type;
+    char mask_char;
+    int keep_last;
+    int keep_separators;
+    char *label;  /* replace: the text; hash: the pseudonym's prefix */
+    int hash_len; /* hex digits of the HMAC kept */
+} dlp_action_spec;
+
+typedef struct dlp_span {
+    size_t off, len;
+} dlp_span;
+
+typedef struct dlp_example {
+    char *text; /* with [[ ]] markers removed */
+    size_t len;
+    dlp_span *spans;
+    size_t nspans;
+    int line;
+} dlp_example;
+
+typedef struct dlp_rule {
+    char *id, *description, *pattern;
+    char *file; /* the pack it came from, for messages */
+    int line;
+    int pat_line, pat_col; /* where the pattern's text starts in the file */
+    int caseless;
+    unsigned max_length; /* declared bound, 0 = none */
+    enum dlp_validator validator;
+    double min_bits;
+    char **ctx_words;
+    size_t nctx;
+    unsigned ctx_window;
+    dlp_action_spec action; /* effective, after policy overrides */
+    char **tags;
+    size_t ntags;
+    char **allow;
+    size_t nallow;
+    dlp_example *must_match, *must_not;
+    size_t nmust_match, nmust_not;
+
+    /* compiled */
+    pcre2_code *re;
+    uint32_t secret_group; /* 0 when the whole match is the finding */
+    unsigned window;       /* longest possible match: the PCRE2 confirm window */
+    int prefiltered;       /* in the Vectorscan database */
+} dlp_rule;
+
+struct dlp_policy {
+    char *path;
+    char hash[SHA256_HEX_LEN];
+    dlp_rule *rules;
+    size_t nrules;
+    char **allow_types, **deny_types;
+    size_t nallow_types, ndeny_types;
+    int all_types; /* a bare pack: every type allowed */
+    uint8_t key[KEY_MAX_LEN];
+    size_t keylen;
+    uint64_t max_size;
+    uint32_t match_limit, depth_limit;
+
+    /* compiled */
+    hs_database_t *hs;
+    hs_scratch_t *hs_proto; /* cloned per stream: scratch is per thread */
+    pcre2_match_context *mctx;
+    uint32_t max_groups;
+    size_t hold;       /* bytes held back before a cut: window + context + lookahead */
+    size_t ctx_before; /* bytes kept before a cut for lookbehind and context */
+    int any_unfiltered;
+};
+
+/* config.c */
+int dlp_config_load(const char *path, int is_pack_only, struct dlp_policy *p, dlp_error *err);
+void dlp_rule_free_fields(dlp_rule *r);
+
+/* compile.c */
+int dlp_compile(struct dlp_policy *p, dlp_error *err);
+
+/* validators.c */
+int dlp_validate(const dlp_rule *r, const uint8_t *s, size_t len);
+int dlp_luhn(const uint8_t *s, size_t len);
+int dlp_iban(const uint8_t *s, size_t len);
+int dlp_us_ssn(const uint8_t *s, size_t len);
+double dlp_entropy_bits(const uint8_t *s, size_t len);
+
+/* mask.c: append the action's replacement for `s` to the growable buffer. */
+typedef struct dlp_buf {
+    uint8_t *data;
+    size_t len, cap;
+} dlp_buf;
+int dlp_buf_put(dlp_buf *b, const void *data, size_t len);
+int dlp_apply_action(const struct dlp_policy *p, const dlp_rule *r, const uint8_t *s, size_t len,
+                     dlp_buf *out);
+
+/* classify.c */
+int dlp_type_allowed(const struct dlp_policy *p, const char *mime, char *reason, size_t rlen);
+
+/* scan.c: rule ri's accepted finding spans in `text`, alone (for examples). */
+int dlp_rule_spans(const struct dlp_policy *p, size_t ri, const uint8_t *text, size_t len,
+                   dlp_span **spans, size_t *nspans, char *why, size_t whylen);
+
+#endif

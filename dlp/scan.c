@@ -1,0 +1,529 @@
+/* dlp/scan.c — the streaming scanner: Vectorscan finds candidate match ends,
+ * PCRE2 (JIT) confirms exact spans in a window before each end, validators,
+ * context words and allow lists filter, overlapping findings are merged, and
+ * actions rewrite the text.
+ *
+ * Why the output does not depend on chunking. Each rule's matches are
+ * defined as PCRE2's leftmost, non-overlapping iteration over the *whole*
+ * input. A round scans the buffered region [from, L) and may only emit up to
+ * a cut C such that (a) every match starting before C is final: it ends at
+ * most `window` bytes after its start and its pattern looks at most
+ * DLP_LOOKAHEAD bytes further, context words at most ctx_window bytes, so C
+ * <= L - hold suffices; and (b) no match of any rule (accepted or rejected by
+ * a validator: both consume input) spans C, so restarting every rule's
+ * iteration at C yields exactly the matches the whole-input iteration yields
+ * after C. When no such C exists the stream keeps buffering (up to
+ * MAX_BUFFER, then it fails closed).
+ *
+ * Why confirming only near prefilter hits finds every match: Vectorscan's
+ * prefilter mode reports a superset of the pattern's matches by end offset,
+ * and a match ending at e starts no earlier than e - window. Merging the
+ * windows [e - window, e] of all of a rule's hits gives disjoint intervals
+ * that contain every match whole, and no match straddles two intervals, so
+ * iterating PCRE2 inside each interval reproduces the whole-input iteration.
+ *
+ * This file must never emit a byte past a finding it has not resolved, and
+ * any PCRE2 or Vectorscan error fails the stream (the caller denies). */
+#include "dlp/dlp_i.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define ROUND_MAX (16u << 20)  /* bytes scanned per round at most */
+#define ROUND_MIN (256u << 10) /* buffer at least this much past the hold */
+#define MAX_BUFFER (64u << 20) /* a finding chain longer than this fails closed */
+#define HS_LOOKBEHIND 16       /* bytes before a round Vectorscan sees, for \b */
+
+typedef struct interval {
+    uint32_t rule;
+    uint64_t s, e; /* absolute; a match ends at or before e */
+} interval;
+
+typedef struct match {
+    uint64_t s, e;   /* the whole PCRE2 match */
+    uint64_t fs, fe; /* the finding: the `secret` group or the whole match */
+    uint32_t rule;
+    uint8_t accepted;
+} match;
+
+struct dlp_stream {
+    const struct dlp_policy *p;
+    dlp_out_fn out;
+    dlp_finding_fn on_finding;
+    void *ctx;
+    hs_scratch_t *scratch;
+    pcre2_match_data *md;
+
+    uint8_t *buf; /* buf[0] is input offset `base` */
+    size_t len, cap;
+    uint64_t base, from; /* `from`: everything before it is emitted */
+
+    /* per round */
+    interval *iv;
+    size_t niv, capiv;
+    interval *open; /* per rule: the interval being grown from ordered hits */
+    match *m;
+    size_t nm, capm;
+    dlp_buf obuf;
+    uint64_t hs_start; /* input offset of the first byte Vectorscan saw this round */
+
+    uint64_t *counts;
+    dlp_rule_hits *hits;
+    int failed, finished;
+    char err[200];
+};
+
+static int fail(dlp_stream *s, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(dlp_stream *s, int rc, const char *fmt, ...)
+{
+    if (!s->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(s->err, sizeof s->err, fmt, ap);
+        va_end(ap);
+        s->failed = rc;
+    }
+    return s->failed;
+}
+
+static int push_iv(dlp_stream *s, interval v)
+{
+    if (s->niv == s->capiv) {
+        size_t nc = s->capiv ? s->capiv * 2 : 256;
+        interval *n = realloc(s->iv, nc * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        s->iv = n;
+        s->capiv = nc;
+    }
+    s->iv[s->niv++] = v;
+    return 0;
+}
+
+static int on_hit(unsigned int id, unsigned long long from, unsigned long long to,
+                  unsigned int flags, void *ctx)
+{
+    (void)from;
+    (void)flags;
+    dlp_stream *s = ctx;
+    const dlp_rule *r = &s->p->rules[id];
+    uint64_t e = s->hs_start + (uint64_t)to;
+    if (e <= s->from)
+        return 0;
+    uint64_t st = e > s->from + r->window ? e - r->window : s->from;
+    interval *o = &s->open[id];
+    if (o->e && st <= o->e + 1 && e >= o->s) {
+        if (e > o->e)
+            o->e = e;
+        if (st < o->s)
+            o->s = st;
+        return 0;
+    }
+    if (o->e && push_iv(s, (interval){id, o->s, o->e}))
+        return 1;
+    o->s = st;
+    o->e = e;
+    return 0;
+}
+
+static int cmp_iv(const void *a, const void *b)
+{
+    const interval *x = a, *y = b;
+    if (x->rule != y->rule)
+        return x->rule < y->rule ? -1 : 1;
+    return x->s < y->s ? -1 : x->s > y->s;
+}
+
+/* Fill s->iv with disjoint per-rule intervals covering every possible match
+ * in [from, L). */
+static int prefilter(dlp_stream *s, uint64_t L)
+{
+    const struct dlp_policy *p = s->p;
+    s->niv = 0;
+    uint64_t start = s->from - s->base >= HS_LOOKBEHIND ? s->from - HS_LOOKBEHIND : s->base;
+    s->hs_start = start;
+    for (size_t i = 0; i < p->nrules; i++)
+        s->open[i] = (interval){(uint32_t)i, 0, 0};
+    if (p->hs) {
+        hs_error_t he = hs_scan(p->hs, (const char *)s->buf + (start - s->base),
+                                (unsigned int)(L - start), 0, s->scratch, on_hit, s);
+        if (he != HS_SUCCESS)
+            return fail(s, he == HS_NOMEM ? -ENOMEM : -EIO, "prefilter scan failed (%d)", (int)he);
+    }
+    for (size_t i = 0; i < p->nrules; i++) {
+        if (!p->rules[i].prefiltered) {
+            if (push_iv(s, (interval){(uint32_t)i, s->from, L}))
+                return fail(s, -ENOMEM, "out of memory");
+        } else if (s->open[i].e && push_iv(s, (interval){(uint32_t)i, s->open[i].s, s->open[i].e})) {
+            return fail(s, -ENOMEM, "out of memory");
+        }
+    }
+    /* Hits may arrive out of order for some patterns: sort, then merge. */
+    qsort(s->iv, s->niv, sizeof *s->iv, cmp_iv);
+    size_t w = 0;
+    for (size_t i = 0; i < s->niv; i++) {
+        if (w && s->iv[w - 1].rule == s->iv[i].rule && s->iv[i].s <= s->iv[w - 1].e + 1) {
+            if (s->iv[i].e > s->iv[w - 1].e)
+                s->iv[w - 1].e = s->iv[i].e;
+        } else {
+            s->iv[w++] = s->iv[i];
+        }
+    }
+    s->niv = w;
+    return 0;
+}
+
+static int push_match(dlp_stream *s, match m)
+{
+    if (s->nm == s->capm) {
+        size_t nc = s->capm ? s->capm * 2 : 256;
+        match *n = realloc(s->m, nc * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        s->m = n;
+        s->capm = nc;
+    }
+    s->m[s->nm++] = m;
+    return 0;
+}
+
+static int ci_find(const uint8_t *hay, size_t hlen, const char *needle)
+{
+    size_t nlen = strlen(needle);
+    if (nlen == 0 || nlen > hlen)
+        return 0;
+    for (size_t i = 0; i + nlen <= hlen; i++)
+        if (strncasecmp((const char *)hay + i, needle, nlen) == 0)
+            return 1;
+    return 0;
+}
+
+static int allowed_value(const dlp_rule *r, const uint8_t *v, size_t len)
+{
+    if (!r->nallow)
+        return 0;
+    char small[512];
+    char *t = len < sizeof small ? small : malloc(len + 1);
+    if (!t)
+        return 0; /* cannot compare: treat as a finding (mask more, never less) */
+    memcpy(t, v, len);
+    t[len] = '\0';
+    int hit = strlen(t) == len; /* a NUL inside never equals a glob */
+    for (size_t i = 0; hit && i < r->nallow; i++)
+        if (fnmatch(r->allow[i], t, 0) == 0)
+            goto done;
+    hit = 0;
+done:
+    if (t != small)
+        free(t);
+    return hit;
+}
+
+/* Iterate rule r's PCRE2 matches starting in [is, ie], the subject ending at
+ * subj_end (absolute). Shared with examples.c through dlp_confirm(). */
+static int confirm(dlp_stream *s, uint32_t ri, uint64_t is, uint64_t ie, uint64_t subj_end,
+                   int at_eod)
+{
+    const struct dlp_policy *p = s->p;
+    const dlp_rule *r = &p->rules[ri];
+    PCRE2_SIZE len = (PCRE2_SIZE)(subj_end - s->base);
+    uint32_t opts = (s->base > 0 ? PCRE2_NOTBOL : 0) | (at_eod ? 0 : PCRE2_NOTEOL);
+    PCRE2_SIZE pos = (PCRE2_SIZE)(is - s->base), last = (PCRE2_SIZE)(ie - s->base);
+    while (pos <= last && pos <= len) {
+        int rc = pcre2_match(r->re, s->buf, len, pos, opts, s->md, p->mctx);
+        if (rc == PCRE2_ERROR_NOMATCH)
+            break;
+        if (rc < 0) {
+            PCRE2_UCHAR msg[160];
+            pcre2_get_error_message(rc, msg, sizeof msg);
+            return fail(s, -ERANGE, "rule %s: %s", r->id, (const char *)msg);
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
+        PCRE2_SIZE ms = ov[0], me = ov[1];
+        if (ms > last)
+            break;
+        if (me <= ms) { /* empty match: nothing to mask, move on */
+            pos = ms + 1;
+            continue;
+        }
+        PCRE2_SIZE fs = ms, fe = me;
+        if (r->secret_group && (uint32_t)rc > r->secret_group &&
+            ov[2 * r->secret_group] != PCRE2_UNSET && ov[2 * r->secret_group + 1] > ov[2 * r->secret_group]) {
+            fs = ov[2 * r->secret_group];
+            fe = ov[2 * r->secret_group + 1];
+        }
+        int ok = dlp_validate(r, s->buf + fs, fe - fs) && !allowed_value(r, s->buf + fs, fe - fs);
+        if (ok && r->nctx) {
+            size_t cs = fs > r->ctx_window ? fs - r->ctx_window : 0;
+            size_t ce = fe + r->ctx_window < s->len ? fe + r->ctx_window : s->len;
+            ok = 0;
+            for (size_t w = 0; w < r->nctx && !ok; w++)
+                ok = ci_find(s->buf + cs, ce - cs, r->ctx_words[w]);
+        }
+        if (push_match(s, (match){s->base + ms, s->base + me, s->base + fs, s->base + fe, ri,
+                                  (uint8_t)ok}))
+            return fail(s, -ENOMEM, "out of memory");
+        pos = me;
+    }
+    return 0;
+}
+
+static int cmp_finding(const void *a, const void *b)
+{
+    const match *x = a, *y = b;
+    if (x->fs != y->fs)
+        return x->fs < y->fs ? -1 : 1;
+    if (x->fe != y->fe)
+        return x->fe > y->fe ? -1 : 1;
+    return x->rule < y->rule ? -1 : x->rule > y->rule;
+}
+
+static int emit(dlp_stream *s, uint64_t upto)
+{
+    if (upto > s->from && dlp_buf_put(&s->obuf, s->buf + (s->from - s->base), upto - s->from))
+        return -ENOMEM;
+    s->from = upto;
+    return 0;
+}
+
+/* Resolve accepted findings before C into groups, write the output up to C. */
+static int resolve_and_emit(dlp_stream *s, uint64_t C)
+{
+    const struct dlp_policy *p = s->p;
+    size_t n = 0;
+    for (size_t i = 0; i < s->nm; i++)
+        if (s->m[i].accepted && s->m[i].s < C)
+            s->m[n++] = s->m[i];
+    qsort(s->m, n, sizeof *s->m, cmp_finding);
+    s->obuf.len = 0;
+    for (size_t i = 0; i < n;) {
+        const match *first = &s->m[i];
+        uint64_t gs = first->fs, ge = first->fe;
+        size_t j = i;
+        for (; j < n && s->m[j].fs < ge; j++) {
+            if (s->m[j].fe > ge)
+                ge = s->m[j].fe;
+            s->counts[s->m[j].rule]++;
+        }
+        const dlp_rule *r = &p->rules[first->rule];
+        if (emit(s, gs))
+            return fail(s, -ENOMEM, "out of memory");
+        if (dlp_apply_action(p, r, s->buf + (gs - s->base), ge - gs, &s->obuf))
+            return fail(s, -EIO, "rule %s: action failed", r->id);
+        s->from = ge;
+        if (s->on_finding) {
+            dlp_finding f = {r->id, gs, ge - gs, r->action.type};
+            int rc = s->on_finding(s->ctx, &f);
+            if (rc)
+                return fail(s, rc < 0 ? rc : -ECANCELED, "finding callback stopped the scan");
+        }
+        i = j;
+    }
+    if (emit(s, C))
+        return fail(s, -ENOMEM, "out of memory");
+    if (s->obuf.len) {
+        int rc = s->out(s->ctx, s->obuf.data, s->obuf.len);
+        if (rc)
+            return fail(s, rc < 0 ? rc : -EIO, "output callback failed");
+    }
+    return 0;
+}
+
+/* One round over [from, L). Returns 0 and sets *progress when it emitted. */
+static int scan_round(dlp_stream *s, uint64_t L, int final, int *progress)
+{
+    const struct dlp_policy *p = s->p;
+    *progress = 0;
+    int rc = prefilter(s, L);
+    if (rc)
+        return rc;
+    s->nm = 0;
+    for (size_t i = 0; i < s->niv; i++) {
+        const interval *v = &s->iv[i];
+        uint64_t se = v->e + DLP_LOOKAHEAD < L ? v->e + DLP_LOOKAHEAD : L;
+        if ((rc = confirm(s, v->rule, v->s, v->e, se, final && se == L)))
+            return rc;
+    }
+    uint64_t C = L;
+    if (!final) {
+        C = L - s->from > p->hold ? L - p->hold : s->from;
+        for (int changed = 1; changed && C > s->from;) {
+            changed = 0;
+            for (size_t i = 0; i < s->nm; i++)
+                if (s->m[i].s < C && s->m[i].e > C) {
+                    C = s->m[i].s;
+                    changed = 1;
+                }
+        }
+        if (C <= s->from)
+            return 0;
+    }
+    if ((rc = resolve_and_emit(s, C)))
+        return rc;
+    *progress = 1;
+    /* Drop what no later round can look at; amortized, so a large buffer is
+     * not moved once per round. */
+    uint64_t keep = s->from - s->base > p->ctx_before ? s->from - p->ctx_before : s->base;
+    if (keep - s->base > s->len / 2) {
+        memmove(s->buf, s->buf + (keep - s->base), s->len - (keep - s->base));
+        s->len -= keep - s->base;
+        s->base = keep;
+    }
+    return 0;
+}
+
+static int pump(dlp_stream *s, int final)
+{
+    const struct dlp_policy *p = s->p;
+    for (;;) {
+        uint64_t L = s->base + s->len;
+        uint64_t pending = L - s->from;
+        if (!final && pending < ROUND_MIN + p->hold)
+            return 0;
+        int last = final;
+        if (pending > ROUND_MAX + p->hold) {
+            L = s->from + ROUND_MAX + p->hold;
+            last = 0;
+        }
+        int progress;
+        int rc = scan_round(s, L, last, &progress);
+        if (rc)
+            return rc;
+        if (last)
+            return 0;
+        if (!progress) {
+            if (L - s->from > MAX_BUFFER)
+                return fail(s, -E2BIG, "overlapping findings span more than %u MiB", MAX_BUFFER >> 20);
+            if (L == s->base + s->len)
+                return 0; /* wait for more input */
+            /* a round cut short by ROUND_MAX made no progress: widen it */
+            return fail(s, -E2BIG, "overlapping findings span more than a scan round");
+        }
+    }
+}
+
+int dlp_stream_new(const dlp_policy *p, dlp_out_fn out, dlp_finding_fn on_finding, void *ctx,
+                   dlp_stream **sp)
+{
+    dlp_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->p = p;
+    s->out = out;
+    s->on_finding = on_finding;
+    s->ctx = ctx;
+    s->counts = calloc(p->nrules + 1, sizeof *s->counts);
+    s->hits = calloc(p->nrules + 1, sizeof *s->hits);
+    s->open = calloc(p->nrules + 1, sizeof *s->open);
+    s->md = pcre2_match_data_create(p->max_groups + 1, NULL);
+    if (!s->counts || !s->hits || !s->open || !s->md ||
+        (p->hs && hs_clone_scratch(p->hs_proto, &s->scratch) != HS_SUCCESS)) {
+        dlp_stream_free(s);
+        return -ENOMEM;
+    }
+    *sp = s;
+    return 0;
+}
+
+int dlp_stream_feed(dlp_stream *s, const void *buf, size_t len)
+{
+    if (s->failed)
+        return s->failed;
+    if (s->finished)
+        return fail(s, -EINVAL, "feed after finish");
+    if (s->len + len > s->cap) {
+        size_t nc = s->cap ? s->cap : 1 << 16;
+        while (nc < s->len + len)
+            nc *= 2;
+        uint8_t *n = realloc(s->buf, nc);
+        if (!n)
+            return fail(s, -ENOMEM, "out of memory");
+        s->buf = n;
+        s->cap = nc;
+    }
+    memcpy(s->buf + s->len, buf, len);
+    s->len += len;
+    return pump(s, 0);
+}
+
+int dlp_stream_finish(dlp_stream *s)
+{
+    if (s->failed)
+        return s->failed;
+    if (s->finished)
+        return 0;
+    s->finished = 1;
+    if (!s->buf) { /* empty input */
+        return 0;
+    }
+    return pump(s, 1);
+}
+
+const dlp_rule_hits *dlp_stream_hits(const dlp_stream *s, size_t *n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < s->p->nrules; i++)
+        if (s->counts[i]) {
+            s->hits[k].rule_id = s->p->rules[i].id;
+            s->hits[k].count = s->counts[i];
+            k++;
+        }
+    *n = k;
+    return s->hits;
+}
+
+const char *dlp_stream_error(const dlp_stream *s) { return s->failed ? s->err : NULL; }
+
+void dlp_stream_free(dlp_stream *s)
+{
+    if (!s)
+        return;
+    if (s->scratch)
+        hs_free_scratch(s->scratch);
+    if (s->md)
+        pcre2_match_data_free(s->md);
+    free(s->buf);
+    free(s->iv);
+    free(s->open);
+    free(s->m);
+    free(s->obuf.data);
+    free(s->counts);
+    free(s->hits);
+    free(s);
+}
+
+/* ---- one rule over one example (examples.c) -------------------------------- */
+
+int dlp_rule_spans(const struct dlp_policy *p, size_t ri, const uint8_t *text, size_t len,
+                   dlp_span **spans, size_t *nspans, char *why, size_t whylen)
+{
+    dlp_stream *s;
+    int rc = dlp_stream_new(p, NULL, NULL, NULL, &s);
+    if (rc)
+        return rc;
+    s->buf = malloc(len + 1);
+    if (!s->buf) {
+        dlp_stream_free(s);
+        return -ENOMEM;
+    }
+    memcpy(s->buf, text, len);
+    s->len = len;
+    rc = confirm(s, (uint32_t)ri, 0, len, len, 1);
+    if (rc) {
+        snprintf(why, whylen, "%s", s->err);
+    } else {
+        *spans = calloc(s->nm + 1, sizeof **spans);
+        *nspans = 0;
+        if (!*spans)
+            rc = -ENOMEM;
+        for (size_t i = 0; !rc && i < s->nm; i++)
+            if (s->m[i].accepted)
+                (*spans)[(*nspans)++] = (dlp_span){s->m[i].fs, s->m[i].fe - s->m[i].fs};
+    }
+    dlp_stream_free(s);
+    return rc;
+}
