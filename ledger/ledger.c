@@ -163,6 +163,41 @@ sqlfail:
     return rc ? rc : -EIO;
 }
 
+sqlite3 *ledger_handle(ledger *l)
+{
+    return l->db;
+}
+
+int ledger_open_readonly(const char *path, sqlite3 **out, char *why, size_t whylen)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(why, whylen, "%s", db ? sqlite3_errmsg(db) : "cannot open");
+        rc = ledger_sqlite_errno(db, rc);
+        sqlite3_close(db);
+        return rc ? rc : -EIO;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, LEDGER_BUSY_TIMEOUT_MS);
+    /* Refuse what is not a sluice ledger before anyone trusts an answer. */
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'format'", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        snprintf(why, whylen, "not a sluice ledger (%s)",
+                 rc == SQLITE_DONE ? "no format in meta" : sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        int e = rc == SQLITE_DONE ? -EINVAL : ledger_sqlite_errno(db, rc);
+        sqlite3_close(db);
+        return e ? e : -EINVAL;
+    }
+    sqlite3_finalize(st);
+    *out = db;
+    return 0;
+}
+
 void ledger_close(ledger *l)
 {
     if (!l)

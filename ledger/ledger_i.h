@@ -68,6 +68,13 @@ int ledger_schema_migrate(sqlite3 *db, char *why, size_t whylen);
 /* The DDL of the records table, for segment files. */
 extern const char ledger_records_ddl[];
 
+/* The open ledger's connection and path, for archive.c (same process, no
+ * appends running meanwhile). */
+sqlite3 *ledger_handle(ledger *l);
+
+/* Open an existing ledger read-only (audits never write). 0 or -errno. */
+int ledger_open_readonly(const char *path, sqlite3 **out, char *why, size_t whylen);
+
 /* SQLite result code -> negative errno. */
 int ledger_sqlite_errno(sqlite3 *db, int rc);
 

@@ -6,6 +6,7 @@
  * Must never: assert on internals only; every check reads the database. */
 #include "common/common.h"
 #include "ledger/ledger.h"
+#include "ledger/ledger_i.h" /* to forge records as an attacker with write access would */
 
 #include <errno.h>
 #include <pthread.h>
@@ -17,7 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -295,6 +300,484 @@ static void test_concurrent_appenders(void **state)
     }
 }
 
+
+/* ---- verification and tampering --------------------------------------------- */
+
+static void sql_exec(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    char *err = NULL;
+    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    int rc = sqlite3_exec(h, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        fail_msg("%s: %s", sql, err);
+    sqlite3_close(h);
+}
+
+/* A ledger of n served records, paths f1..fn. */
+static void make_ledger(const fixture *f, int n)
+{
+    ledger *l;
+    char why[256];
+    assert_int_equal(ledger_open(f->db, f->key, &l, why, sizeof why), 0);
+    for (int i = 1; i <= n; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "f%d", i);
+        ledger_record r = served(path);
+        uint64_t seq;
+        assert_int_equal(ledger_append(l, &r, &seq), 0);
+        assert_int_equal(seq, (uint64_t)i);
+    }
+    ledger_close(l);
+}
+
+/* Verify and expect failure at bad_seq with `what` mentioning `needle`. */
+static void expect_bad(const fixture *f, const ledger_checkpoint *cps, size_t n, uint64_t bad_seq,
+                       const char *needle)
+{
+    ledger_verify_report rep;
+    int rc = ledger_verify(f->db, f->key, cps, n, &rep);
+    if (rc != -EBADMSG || rep.bad_seq != bad_seq || !strstr(rep.what, needle))
+        fail_msg("verify: rc=%d bad_seq=%llu what=\"%s\" (expected -EBADMSG at %llu, \"%s\")", rc,
+                 (unsigned long long)rep.bad_seq, rep.what, (unsigned long long)bad_seq, needle);
+}
+
+static void expect_clean(const fixture *f, const ledger_checkpoint *cps, size_t n, uint64_t records)
+{
+    ledger_verify_report rep;
+    int rc = ledger_verify(f->db, f->key, cps, n, &rep);
+    if (rc != 0)
+        fail_msg("verify: rc=%d bad_seq=%llu what=\"%s\"", rc, (unsigned long long)rep.bad_seq,
+                 rep.what);
+    assert_int_equal(rep.records, records);
+    assert_int_equal(rep.last_seq, records);
+}
+
+static void test_untouched_ledger_verifies(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 10);
+    expect_clean(f, NULL, 0, 10);
+}
+
+static void test_tamper_edit_field(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 10);
+    sql_exec(f->db, "DROP TRIGGER records_no_update;"
+                    "UPDATE records SET size_served = 1 WHERE seq = 5");
+    expect_bad(f, NULL, 0, 5, "edited");
+}
+
+static void test_tamper_edit_hits(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 10);
+    sql_exec(f->db, "DROP TRIGGER records_no_update;"
+                    "UPDATE records SET hits = '[]' WHERE seq = 7");
+    expect_bad(f, NULL, 0, 7, "edited");
+}
+
+static void test_tamper_delete_middle(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 10);
+    sql_exec(f->db, "DROP TRIGGER records_no_delete; DELETE FROM records WHERE seq = 5");
+    expect_bad(f, NULL, 0, 5, "missing");
+}
+
+static void test_tamper_delete_middle_renumbered(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 10);
+    /* Close the gap, as a careful attacker would: seq is hashed, so it shows. */
+    sql_exec(f->db, "DROP TRIGGER records_no_delete; DROP TRIGGER records_no_update;"
+                    "DELETE FROM records WHERE seq = 5;"
+                    "UPDATE records SET seq = seq + 1000 WHERE seq > 5;"
+                    "UPDATE records SET seq = seq - 1001 WHERE seq > 1000;");
+    expect_bad(f, NULL, 0, 5, "");
+}
+
+static void test_tamper_delete_tail(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 10);
+    ledger_checkpoint cp;
+    char why[256];
+    assert_int_equal(ledger_checkpoint_take(f->db, f->key, &cp, why, sizeof why), 0);
+    assert_int_equal(cp.seq, 10);
+    sql_exec(f->db, "DROP TRIGGER records_no_delete; DELETE FROM records WHERE seq >= 9");
+    /* Without a checkpoint a cut tail is a shorter, valid chain; with one it is caught. */
+    expect_clean(f, NULL, 0, 8);
+    expect_bad(f, &cp, 1, 9, "truncated tail");
+}
+
+static void test_tamper_insert_middle(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 10);
+    sql_exec(f->db, "DROP TRIGGER records_no_update;"
+                    "UPDATE records SET seq = seq + 1000 WHERE seq > 5;"
+                    "UPDATE records SET seq = seq - 999 WHERE seq > 1000;"
+                    "INSERT INTO records SELECT 6, time, event, pid, uid, gid, process, exe, cgroup,"
+                    " session, 'forged', source_sha256, served_sha256, size_served, mime, "
+                    " policy_hash, hits, decision, reason, extractor, request_id, prev_hash, hash,"
+                    " hmac FROM records WHERE seq = 5;");
+    expect_bad(f, NULL, 0, 6, "");
+}
+
+/* An attacker who recomputes the hash chain perfectly still cannot make the
+ * HMAC without the key. */
+static void test_tamper_insert_forged_hash(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 10);
+    char *prev_hex = sql_text(f->db, "SELECT hash FROM records WHERE seq = 10");
+    ledger_row row = {.seq = 11,
+                      .time = {"2026-01-01T00:00:00.000000000Z", 30},
+                      .event = {"open-served", 11},
+                      .pid = 1, .uid = 0, .gid = 0,
+                      .path = {"forged", 6},
+                      .hits = {"[]", 2}};
+    assert_int_equal(hex_decode(prev_hex, row.prev_hash, SHA256_LEN), 0);
+    uint8_t h[SHA256_LEN];
+    assert_int_equal(ledger_row_hash(&row, h), 0);
+    char hex[SHA256_HEX_LEN], sql[1024];
+    hex_encode(h, SHA256_LEN, hex);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO records (seq, time, event, pid, uid, gid, path, size_served, hits, "
+             "prev_hash, hash, hmac) VALUES (11, '%s', 'open-served', 1, 0, 0, 'forged', 0, '[]', "
+             "'%s', '%s', '%s')",
+             row.time.s, prev_hex, hex, hex);
+    sql_exec(f->db, sql);
+    free(prev_hex);
+    expect_bad(f, NULL, 0, 11, "HMAC");
+}
+
+static void test_tamper_reorder(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 10);
+    sql_exec(f->db, "DROP TRIGGER records_no_update;"
+                    "UPDATE records SET seq = 1003 WHERE seq = 3;"
+                    "UPDATE records SET seq = 3 WHERE seq = 4;"
+                    "UPDATE records SET seq = 4 WHERE seq = 1003;");
+    expect_bad(f, NULL, 0, 3, "");
+}
+
+static void test_tamper_change_key(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 10);
+    char other[160];
+    snprintf(other, sizeof other, "%s/other.key", f->dir);
+    assert_int_equal(key_generate(other), 0);
+    ledger_verify_report rep;
+    assert_int_equal(ledger_verify(f->db, other, NULL, 0, &rep), -EBADMSG);
+    assert_int_equal(rep.bad_seq, 1);
+    assert_non_null(strstr(rep.what, "HMAC"));
+}
+
+/* Re-sealing the whole ledger under a new key (and rewriting the key check)
+ * gives a self-consistent chain, which the real key still rejects. */
+static void test_tamper_reseal_with_other_key(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 3);
+    char other[160], odb[160], why[256];
+    snprintf(other, sizeof other, "%s/other.key", f->dir);
+    snprintf(odb, sizeof odb, "%s/other.db", f->dir);
+    assert_int_equal(key_generate(other), 0);
+    ledger *l;
+    assert_int_equal(ledger_open(odb, other, &l, why, sizeof why), 0);
+    ledger_record r = served("f1");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ledger_append(l, &r, NULL), 0);
+    ledger_close(l);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "ATTACH '%s' AS o; DROP TRIGGER records_no_delete; DELETE FROM records;"
+             "INSERT INTO records SELECT * FROM o.records;"
+             "UPDATE meta SET value = (SELECT value FROM o.meta WHERE key = 'key_check')"
+             " WHERE key = 'key_check';",
+             odb);
+    sql_exec(f->db, sql);
+    ledger_verify_report rep;
+    assert_int_equal(ledger_verify(f->db, other, NULL, 0, &rep), 0); /* consistent under its key */
+    expect_bad(f, NULL, 0, 1, "HMAC");
+}
+
+static void test_checkpoint_roundtrip(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 5);
+    ledger_checkpoint cp, parsed;
+    char why[256], line[LEDGER_CHECKPOINT_MAX];
+    assert_int_equal(ledger_checkpoint_take(f->db, f->key, &cp, why, sizeof why), 0);
+    ledger_checkpoint_format(&cp, line, sizeof line);
+    uint8_t key[KEY_MAX_LEN];
+    size_t keylen;
+    assert_int_equal(key_load(f->key, key, &keylen, why, sizeof why), 0);
+    assert_int_equal(ledger_checkpoint_parse(line, key, keylen, &parsed), 0);
+    assert_int_equal(parsed.seq, 5);
+    assert_memory_equal(parsed.hash, cp.hash, SHA256_LEN);
+    /* A forged checkpoint (seq changed) fails its HMAC. */
+    char *p = strstr(line, "seq=5");
+    assert_non_null(p);
+    p[4] = '4';
+    assert_int_equal(ledger_checkpoint_parse(line, key, keylen, &parsed), -EBADMSG);
+    assert_int_equal(ledger_checkpoint_parse("garbage", key, keylen, &parsed), -EINVAL);
+    /* A ledger that grew since the checkpoint still verifies against it. */
+    ledger *l;
+    assert_int_equal(ledger_open(f->db, f->key, &l, why, sizeof why), 0);
+    ledger_record r = served("later");
+    assert_int_equal(ledger_append(l, &r, NULL), 0);
+    ledger_close(l);
+    expect_clean(f, &cp, 1, 6);
+    /* History rewritten before the checkpoint, chain recomputed with the key:
+     * impossible without the key, but a changed hash at seq 5 is caught. */
+    cp.hash[0] ^= 1;
+    expect_bad(f, &cp, 1, 5, "checkpoint");
+}
+
+/* ---- archive ------------------------------------------------------------------------ */
+
+static void test_archive_keeps_chain(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 100);
+    ledger_checkpoint cp;
+    char why[256];
+    assert_int_equal(ledger_checkpoint_take(f->db, f->key, &cp, why, sizeof why), 0);
+    uint64_t moved = 0;
+    assert_int_equal(ledger_archive(f->db, f->key, 61, &moved, why, sizeof why), 0);
+    assert_int_equal(moved, 60);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), 40);
+    assert_int_equal(sql_int(f->db, "SELECT min(seq) FROM records"), 61);
+    char seg[256];
+    snprintf(seg, sizeof seg, "%s/ledger.db.seg-000000000001-000000000060.zst", f->dir);
+    struct stat sb;
+    assert_int_equal(stat(seg, &sb), 0);
+    expect_clean(f, &cp, 1, 100);
+    ledger_verify_report rep;
+    assert_int_equal(ledger_verify(f->db, f->key, NULL, 0, &rep), 0);
+    assert_int_equal(rep.segments, 1);
+    /* The chain continues after archiving; archiving again leaves the head. */
+    ledger *l;
+    assert_int_equal(ledger_open(f->db, f->key, &l, why, sizeof why), 0);
+    ledger_record r = served("after");
+    uint64_t seq;
+    assert_int_equal(ledger_append(l, &r, &seq), 0);
+    assert_int_equal(seq, 101);
+    ledger_close(l);
+    assert_int_equal(ledger_archive(f->db, f->key, 1000, &moved, why, sizeof why), 0);
+    assert_int_equal(moved, 40);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), 1);
+    assert_int_equal(ledger_archive(f->db, f->key, 1000, &moved, why, sizeof why), 0);
+    assert_int_equal(moved, 0);
+    expect_clean(f, &cp, 1, 101);
+    assert_int_equal(ledger_verify(f->db, f->key, NULL, 0, &rep), 0);
+    assert_int_equal(rep.segments, 2);
+    /* Archived records are in the segment as stored: decompress and read. */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "zstd -q -d -c '%s' > '%s/seg.db' && test \"$(sqlite3 '%s/seg.db' "
+             "'SELECT path FROM records WHERE seq = 42')\" = f42",
+             seg, f->dir, f->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_archive_tampered_segment(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 30);
+    uint64_t moved = 0;
+    char why[256];
+    assert_int_equal(ledger_archive(f->db, f->key, 21, &moved, why, sizeof why), 0);
+    char seg[256];
+    snprintf(seg, sizeof seg, "%s/ledger.db.seg-000000000001-000000000020.zst", f->dir);
+    /* Replace the segment with one whose record 7 was edited (and fix up the
+     * segments table's checksum): the chain still catches it. */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "set -e; cd '%s'; zstd -q -d -c '%s' > s.db;"
+             "sqlite3 s.db \"UPDATE records SET path = 'x' WHERE seq = 7\";"
+             "zstd -q -f s.db -o '%s';"
+             "sqlite3 ledger.db \"UPDATE segments SET sha256 = '$(sha256sum '%s' | cut -c1-64)'\"",
+             f->dir, seg, seg, seg);
+    assert_int_equal(system(cmd), 0);
+    expect_bad(f, NULL, 0, 7, "segment");
+    /* Removing the segment altogether leaves a hole at the start. */
+    sql_exec(f->db, "DELETE FROM segments");
+    expect_bad(f, NULL, 0, 1, "missing");
+}
+
+/* ---- crash: SIGKILL while 16 threads append ----------------------------------------- */
+
+typedef struct crash_worker {
+    ledger *l;
+    int id, fd;
+} crash_worker;
+
+static void *crash_append(void *arg)
+{
+    crash_worker *w = arg;
+    for (unsigned i = 0;; i++) {
+        char path[48], line[64];
+        snprintf(path, sizeof path, "c%02d-%u", w->id, i);
+        ledger_record r = served(path);
+        uint64_t seq;
+        if (ledger_append(w->l, &r, &seq) != 0)
+            _exit(3);
+        /* Reported only after the append returned: this line is the claim. */
+        int n = snprintf(line, sizeof line, "%llu %s\n", (unsigned long long)seq, path);
+        if (write(w->fd, line, (size_t)n) != n) /* pipe writes <= PIPE_BUF are atomic */
+            _exit(4);
+    }
+    return NULL;
+}
+
+static void test_crash_loses_nothing_claimed(void **state)
+{
+    fixture *f = *state;
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        ledger *l;
+        char why[256];
+        if (ledger_open(f->db, f->key, &l, why, sizeof why) != 0)
+            _exit(2);
+        static crash_worker w[THREADS];
+        pthread_t th[THREADS];
+        for (int i = 0; i < THREADS; i++) {
+            w[i] = (crash_worker){.l = l, .id = i, .fd = pfd[1]};
+            pthread_create(&th[i], NULL, crash_append, &w[i]);
+        }
+        for (;;)
+            pause();
+    }
+    close(pfd[1]);
+    /* Let it run until a good number of appends were claimed, then kill it. */
+    FILE *in = fdopen(pfd[0], "r");
+    char line[128];
+    size_t claimed = 0, cap = 4096;
+    char **lines = malloc(cap * sizeof *lines);
+    while (claimed < 3000 && fgets(line, sizeof line, in)) {
+        if (claimed == cap)
+            lines = realloc(lines, (cap *= 2) * sizeof *lines);
+        lines[claimed++] = strdup(line);
+    }
+    kill(pid, SIGKILL);
+    while (fgets(line, sizeof line, in)) { /* what was claimed before the kill */
+        if (claimed == cap)
+            lines = realloc(lines, (cap *= 2) * sizeof *lines);
+        lines[claimed++] = strdup(line);
+    }
+    fclose(in);
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_true(claimed >= 3000);
+    /* Every claimed append is there, with its own content, and the chain verifies. */
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open_v2(f->db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(h, "SELECT path FROM records WHERE seq = ?", -1, &st, NULL),
+                     SQLITE_OK);
+    for (size_t i = 0; i < claimed; i++) {
+        unsigned long long seq;
+        char path[48];
+        assert_int_equal(sscanf(lines[i], "%llu %47s", &seq, path), 2);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+        if (sqlite3_step(st) != SQLITE_ROW)
+            fail_msg("claimed record %llu (%s) is missing after the crash", seq, path);
+        assert_string_equal((const char *)sqlite3_column_text(st, 0), path);
+        sqlite3_reset(st);
+        free(lines[i]);
+    }
+    free(lines);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    ledger_verify_report rep;
+    int rc = ledger_verify(f->db, f->key, NULL, 0, &rep);
+    if (rc != 0)
+        fail_msg("verify after crash: %s", rep.what);
+    assert_true(rep.records >= claimed);
+    /* And it opens again and continues the chain. */
+    ledger *l;
+    char why[256];
+    assert_int_equal(ledger_open(f->db, f->key, &l, why, sizeof why), 0);
+    ledger_record r = served("after-crash");
+    uint64_t seq;
+    assert_int_equal(ledger_append(l, &r, &seq), 0);
+    assert_int_equal(seq, rep.last_seq + 1);
+    ledger_close(l);
+}
+
+/* ---- full disk ------------------------------------------------------------------------- */
+
+static void test_full_disk_refuses(void **state)
+{
+    fixture *f = *state;
+    char mnt[128];
+    snprintf(mnt, sizeof mnt, "%s/tiny", f->dir);
+    assert_int_equal(mkdir(mnt, 0700), 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m,mode=0700") != 0) {
+        print_message("cannot mount a tmpfs (%s): needs root\n", strerror(errno));
+        skip();
+    }
+    char db[160];
+    snprintf(db, sizeof db, "%s/ledger.db", mnt);
+    ledger *l;
+    char why[256];
+    int rc = ledger_open(db, f->key, &l, why, sizeof why);
+    if (rc != 0) {
+        umount2(mnt, MNT_DETACH);
+        fail_msg("open: %s", why);
+    }
+    /* Fill it up with records; a record big enough that 1 MiB goes fast. */
+    static char reason[2000];
+    memset(reason, 'r', sizeof reason - 1);
+    uint64_t last_ok = 0, seq;
+    int failed = 0, first_err = 0;
+    for (int i = 0; i < 100000; i++) {
+        ledger_record r = served("fill");
+        r.reason = reason;
+        rc = ledger_append(l, &r, &seq);
+        if (rc == 0) {
+            assert_int_equal(seq, last_ok + 1);
+            last_ok = seq;
+        } else {
+            if (!first_err)
+                first_err = rc;
+            if (++failed == 3)
+                break;
+        }
+    }
+    ledger_close(l);
+    if (failed == 0) {
+        umount2(mnt, MNT_DETACH);
+        fail_msg("100000 appends of 2 KB fitted in a 1 MiB tmpfs?");
+    }
+    print_message("full disk after %llu records: %s\n", (unsigned long long)last_ok,
+                  strerror(-first_err));
+    /* Every record reported durable is there and the chain verifies. */
+    long long n = sql_int(db, "SELECT count(*) FROM records");
+    long long maxseq = sql_int(db, "SELECT max(seq) FROM records");
+    ledger_verify_report rep;
+    rc = ledger_verify(db, f->key, NULL, 0, &rep);
+    umount2(mnt, MNT_DETACH);
+    assert_true(last_ok > 0);
+    assert_int_equal(n, (long long)last_ok);
+    assert_int_equal(maxseq, (long long)last_ok);
+    if (rc != 0)
+        fail_msg("verify after full disk: %s", rep.what);
+    assert_true(first_err < 0);
+}
+
 int main(void)
 {
     log_init("test_ledger", LOG_LVL_ERROR);
@@ -305,6 +788,22 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_event_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_database_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appenders, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_untouched_ledger_verifies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_edit_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_edit_hits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_delete_middle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_delete_middle_renumbered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_delete_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_insert_middle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_insert_forged_hash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_reorder, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_change_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_reseal_with_other_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_keeps_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_tampered_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_loses_nothing_claimed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_disk_refuses, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
