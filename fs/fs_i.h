@@ -1,0 +1,118 @@
+/* fs/fs_i.h — private to fs/: how sluicefs reaches the source tree and how it
+ * keeps sanitized views. Nothing outside fs/ includes this.
+ *
+ * Two pieces:
+ *  - source.c resolves every path beneath the SOURCE directory with openat2
+ *    (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) and reads a regular file once,
+ *    whole, under one stable fd. It must never open anything but a regular
+ *    file and never touch the source's atime.
+ *  - view.c builds the sanitized view of a source file with dlp_sanitize()
+ *    and keeps views in a size-capped LRU cache keyed by the source's
+ *    identity (dev, ino, size, mtime, ctime) and the policy hash. A view is
+ *    immutable once built; holders keep a reference, so a view is never
+ *    changed or freed under a reader.
+ */
+#ifndef SLUICE_FS_I_H
+#define SLUICE_FS_I_H
+
+#include "common/common.h"
+#include "dlp/dlp.h"
+#include "ledger/ledger.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* ---- source.c ------------------------------------------------------------- */
+
+/* An O_PATH fd for `rel` (relative to rootfd; "" or "." is the root itself),
+ * resolved beneath rootfd. Symlinks are followed when `follow` and only while
+ * they stay beneath (an escape gives -EXDEV); magic links never. 0 or -errno. */
+int fs_source_path_fd(int rootfd, const char *rel, int follow, int *out);
+
+/* stat of `rel` after following symlinks beneath rootfd. 0 or -errno
+ * (-EXDEV: a symlink points outside SOURCE). */
+int fs_source_stat(int rootfd, const char *rel, struct stat *st);
+
+/* The whole content of a regular file, read once from one fd and checked to be
+ * unchanged (fstat before and after the read); retried a few times when the
+ * file changes while being read, then -EAGAIN. -EFBIG above `max`,
+ * -EPERM for anything but a regular file (FIFOs, sockets and devices are
+ * never opened), -EXDEV for a symlink escaping SOURCE. */
+typedef struct fs_source {
+    uint8_t *data; /* malloc'd (len + 1 bytes allocated) */
+    size_t len;
+    struct stat st; /* of the fd the data came from */
+} fs_source;
+int fs_source_read(int rootfd, const char *rel, uint64_t max, fs_source *out);
+void fs_source_free(fs_source *s);
+
+/* The first `len` bytes of a regular file (for classifying a listing under
+ * hide_denied without building the whole view). Bytes read or -errno. */
+ssize_t fs_source_head(int rootfd, const char *rel, void *buf, size_t len);
+
+/* ---- view.c --------------------------------------------------------------- */
+
+/* What identifies the content a view was built from. Any change of these
+ * (a rewrite, a rename over, a touch) gives a different key. */
+typedef struct fs_view_key {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    char policy_hash[SHA256_HEX_LEN];
+} fs_view_key;
+
+/* A sanitized view, or the record of a refusal. Immutable after build. */
+typedef struct fs_view {
+    fs_view_key key;
+    int status;              /* 0: may be served; negative: refused (the errno-style why) */
+    uint8_t *data;           /* the served bytes (NULL when refused or empty) */
+    size_t len;
+    char source_sha256[SHA256_HEX_LEN];
+    char served_sha256[SHA256_HEX_LEN];
+    char mime[128];
+    char reason[200];
+    ledger_hit *hits;        /* rule ids copied: the policy may be reloaded meanwhile */
+    size_t nhits;
+    uint64_t gen;            /* unique per build, for logs */
+    /* cache bookkeeping (view.c only) */
+    int refs;
+    int cached;
+    struct fs_view *hnext, *lprev, *lnext;
+} fs_view;
+
+typedef struct fs_cache fs_cache;
+
+/* cap: bytes of view data kept for reuse (views held by open files are kept
+ * anyway and counted until released). */
+int fs_cache_new(uint64_t cap, fs_cache **out);
+void fs_cache_free(fs_cache *c);
+
+/* The view of `rel` for the source identity in `st` under `pol`: from the
+ * cache when the key matches, else read the source (stable read), sanitize and
+ * insert. `max` is the size limit. Returns 0 with *out holding a reference (a
+ * view whose status may be a refusal), or a negative errno when the file does
+ * not exist or cannot be resolved at all. */
+int fs_view_get(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel, uint64_t max,
+                fs_view **out);
+
+/* Only a cache lookup for the key of `st`: 0 with a reference, or -ENOENT. */
+int fs_view_peek(fs_cache *c, const struct stat *st, const char *policy_hash, fs_view **out);
+
+void fs_view_ref(fs_cache *c, fs_view *v);
+void fs_view_unref(fs_cache *c, fs_view *v);
+
+/* Drop every cached view (after a policy reload). Views held by open files
+ * stay alive until released. */
+void fs_cache_clear(fs_cache *c);
+
+typedef struct fs_cache_stats {
+    uint64_t bytes, count, hits, misses, builds, evictions;
+} fs_cache_stats;
+void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out);
+
+void fs_view_key_from_stat(const struct stat *st, const char *policy_hash, fs_view_key *k);
+
+#endif
