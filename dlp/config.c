@@ -602,15 +602,18 @@ static int load_pack(const char *path, struct dlp_policy *p, dlp_error *err, sha
     if (!(rc = hash_feed(h, "pack", buf, len)) && !(rc = load_doc(&c, buf, len))) {
         yaml_node_t *root = yaml_document_get_root_node(&c.doc);
         static const char *const keys[] = {"pack", "version", "description", "rules", NULL};
-        rc = ymap(&c, root, "pack", keys, pack_key, p);
-        if (!rc) {
-            int has_pack = 0;
+        int has_pack = 0;
+        if (root->type == YAML_MAPPING_NODE)
             for (yaml_node_pair_t *q = root->data.mapping.pairs.start;
-                 q < root->data.mapping.pairs.top; q++)
-                has_pack |= !strcmp((const char *)ynode(&c, q->key)->data.scalar.value, "pack");
-            if (!has_pack)
-                rc = YERR(&c, root, "not a rule pack: missing 'pack:' (a policy has 'policy:')");
-        }
+                 q < root->data.mapping.pairs.top; q++) {
+                yaml_node_t *k = ynode(&c, q->key);
+                has_pack |= k->type == YAML_SCALAR_NODE &&
+                            !strcmp((const char *)k->data.scalar.value, "pack");
+            }
+        if (!has_pack)
+            rc = YERR(&c, root, "not a rule pack: missing 'pack:' (a policy has 'policy:')");
+        else
+            rc = ymap(&c, root, "pack", keys, pack_key, p);
         yaml_document_delete(&c.doc);
     }
     free(buf);
@@ -855,8 +858,9 @@ int dlp_config_load(const char *path, int is_pack_only, struct dlp_policy *p, dl
         goto out;
     }
     policy_parse pp = {.p = p, .h = h};
-    snprintf(pp.dir, sizeof pp.dir, "%s", path);
-    snprintf(pp.dir, sizeof pp.dir, "%s", dirname(pp.dir));
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(pp.dir, sizeof pp.dir, "%s", dirname(tmp)); /* dirname may write into tmp */
     yaml_node_t *root = yaml_document_get_root_node(&c.doc);
     static const char *const keys[] = {"policy", "version", "description", "packs", "disable",
                                        "types", "actions", "key-file", "limits", NULL};

@@ -118,6 +118,10 @@ int dlp_stream_finish(dlp_stream *s);
 /* Hits per rule so far; valid until dlp_stream_free(). */
 const dlp_rule_hits *dlp_stream_hits(const dlp_stream *s, size_t *n);
 const char *dlp_stream_error(const dlp_stream *s);
+/* How much input a stream buffers before it scans (default 256 KiB). Any
+ * value gives the same output; small values make rounds (and their cuts)
+ * happen often, which is what the chunking tests want. */
+void dlp_stream_set_round_size(dlp_stream *s, size_t bytes);
 void dlp_stream_free(dlp_stream *s);
 
 /* ---- rule packs' embedded examples (`sluice rules test`) -------------------- */

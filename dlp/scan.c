@@ -71,6 +71,7 @@ struct dlp_stream {
     dlp_buf obuf;
     uint64_t hs_start; /* input offset of the first byte Vectorscan saw this round */
 
+    size_t round_min;
     uint64_t *counts;
     dlp_rule_hits *hits;
     int failed, finished;
@@ -382,7 +383,7 @@ static int pump(dlp_stream *s, int final)
     for (;;) {
         uint64_t L = s->base + s->len;
         uint64_t pending = L - s->from;
-        if (!final && pending < ROUND_MIN + p->hold)
+        if (!final && pending < s->round_min + p->hold)
             return 0;
         int last = final;
         if (pending > ROUND_MAX + p->hold) {
@@ -416,6 +417,7 @@ int dlp_stream_new(const dlp_policy *p, dlp_out_fn out, dlp_finding_fn on_findin
     s->out = out;
     s->on_finding = on_finding;
     s->ctx = ctx;
+    s->round_min = ROUND_MIN;
     s->counts = calloc(p->nrules + 1, sizeof *s->counts);
     s->hits = calloc(p->nrules + 1, sizeof *s->hits);
     s->open = calloc(p->nrules + 1, sizeof *s->open);
@@ -477,6 +479,8 @@ const dlp_rule_hits *dlp_stream_hits(const dlp_stream *s, size_t *n)
 }
 
 const char *dlp_stream_error(const dlp_stream *s) { return s->failed ? s->err : NULL; }
+
+void dlp_stream_set_round_size(dlp_stream *s, size_t bytes) { s->round_min = bytes ? bytes : 1; }
 
 void dlp_stream_free(dlp_stream *s)
 {

@@ -1,0 +1,639 @@
+/* tests/dlp/test_dlp.c — unit tests of the DLP engine through its public
+ * header: validators (through rules), operators, the chunking property,
+ * overlaps, many findings, allow lists, encodings, fail-closed paths and
+ * configuration errors. Every assertion is on the bytes a reader would get. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "dlp/dlp.h"
+
+static char dir[] = "/tmp/sluice-dlp-test.XXXXXX";
+
+static void write_file(const char *name, const char *text, int mode)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    assert_true(fd >= 0);
+    assert_int_equal(write_full(fd, text, strlen(text)), 0);
+    close(fd);
+    chmod(path, (mode_t)mode);
+}
+
+static const char *PACK =
+    "pack: t\n"
+    "version: 1\n"
+    "rules:\n"
+    "  - id: card\n"
+    "    pattern: '(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])'\n"
+    "    validator: luhn\n"
+    "    action: {type: mask, keep-last: 4}\n"
+    "    tags: [pci]\n"
+    "  - id: iban\n"
+    "    pattern: '\\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\\b'\n"
+    "    validator: iban\n"
+    "    action: {type: replace}\n"
+    "  - id: ssn\n"
+    "    pattern: '\\b[0-9]{3}-[0-9]{2}-[0-9]{4}\\b'\n"
+    "    validator: us-ssn\n"
+    "    action: {type: replace, label: '[SSN]'}\n"
+    "  - id: email\n"
+    "    pattern: '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,24}'\n"
+    "    max-length: 256\n"
+    "    action: {type: hash, label: email, length: 8}\n"
+    "  - id: aws-key\n"
+    "    pattern: '\\bAKIA[0-9A-Z]{16}\\b'\n"
+    "    allow: ['AKIAIOSFODNN7EXAMPLE']\n"
+    "    action: replace\n"
+    "  - id: password\n"
+    "    pattern: '(?i)password\\s*[=:]\\s*(?<secret>[^\\s]{6,64})'\n"
+    "    validator: {name: entropy, min-bits: 2.5}\n"
+    "    action: remove\n"
+    "  - id: dob\n"
+    "    pattern: '\\b[0-9]{4}-[0-9]{2}-[0-9]{2}\\b'\n"
+    "    context: {words: [born, dob], window: 20}\n"
+    "    action: replace\n"
+    "  - id: token\n"
+    "    pattern: 'tok_[a-z]{4,40}'\n"
+    "    action: replace\n"
+    "  - id: tokword\n"
+    "    pattern: '[a-z]{3}_[a-z]{6}'\n"
+    "    action: {type: mask}\n"
+    "  - id: pem\n"
+    "    pattern: '(?s)-----BEGIN PRIVATE KEY-----.*?-----END PRIVATE KEY-----'\n"
+    "    max-length: 8192\n"
+    "    action: replace\n"
+    "    must-match:\n"
+    "      - 'x [[-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----]] y'\n"
+    "    must-not-match:\n"
+    "      - '-----BEGIN PUBLIC KEY-----'\n";
+
+static int setup(void **state)
+{
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    write_file("t.yaml", PACK, 0644);
+    write_file("key", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0600);
+    write_file("key2", "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n", 0600);
+    char pol[512];
+    snprintf(pol, sizeof pol,
+             "policy: t\nversion: 1\npacks: [t.yaml]\n"
+             "types:\n  allow: ['text/*', 'application/json']\n  deny: ['application/x-*executable']\n"
+             "key-file: key\nlimits:\n  match-limit: 10000\n");
+    write_file("p.yaml", pol, 0644);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
+
+static dlp_policy *load(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    dlp_policy *p = NULL;
+    dlp_error err;
+    int rc = dlp_policy_load(path, &p, &err);
+    if (rc) {
+        char msg[1200];
+        dlp_error_format(&err, msg, sizeof msg);
+        print_error("load %s: %s\n", name, msg);
+    }
+    assert_int_equal(rc, 0);
+    return p;
+}
+
+/* Sanitize a NUL-terminated text; returns a malloc'd NUL-terminated view. */
+static char *san(const dlp_policy *p, const char *text, dlp_result *keep)
+{
+    dlp_result r;
+    int rc = dlp_sanitize(p, text, strlen(text), &r);
+    if (rc)
+        print_error("sanitize: %d %s\n", rc, r.reason);
+    assert_int_equal(rc, 0);
+    char *s = malloc(r.len + 1);
+    memcpy(s, r.data, r.len);
+    s[r.len] = '\0';
+    if (keep)
+        *keep = r;
+    else
+        dlp_result_free(&r);
+    return s;
+}
+
+static void expect_view(const dlp_policy *p, const char *in, const char *want)
+{
+    char *got = san(p, in, NULL);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+/* ---- validators and operators, seen through the view ---------------------- */
+
+static void test_luhn_and_mask(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    expect_view(p, "card 4111 1111 1111 1111 end\n", "card **** **** **** 1111 end\n");
+    expect_view(p, "card 4111-1111-1111-1111.\n", "card ****-****-****-1111.\n");
+    expect_view(p, "card 5500005555555559\n", "card ************5559\n");
+    /* one digit off: Luhn fails, nothing masked */
+    expect_view(p, "card 4111 1111 1111 1112 end\n", "card 4111 1111 1111 1112 end\n");
+    dlp_policy_free(p);
+}
+
+static void test_iban(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    expect_view(p, "pay GB82 WEST 1234 5698 7654 32 now\n", "pay [REDACTED:iban] now\n");
+    expect_view(p, "pay DE89370400440532013000 now\n", "pay [REDACTED:iban] now\n");
+    /* checksum wrong, length wrong for the country */
+    expect_view(p, "pay GB82 WEST 1234 5698 7654 33 now\n", "pay GB82 WEST 1234 5698 7654 33 now\n");
+    expect_view(p, "pay DE8937040044053201300 now\n", "pay DE8937040044053201300 now\n");
+    dlp_policy_free(p);
+}
+
+static void test_ssn_rules(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    expect_view(p, "ssn 123-45-6789\n", "ssn [SSN]\n");
+    expect_view(p, "ssn 000-45-6789 666-45-6789 912-45-6789 123-00-6789 123-45-0000\n",
+                "ssn 000-45-6789 666-45-6789 912-45-6789 123-00-6789 123-45-0000\n");
+    dlp_policy_free(p);
+}
+
+static void test_entropy_secret_group_remove(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    expect_view(p, "password = xK9#mQ2$vL7p\n", "password = \n");
+    /* low entropy: left alone */
+    expect_view(p, "password: aaaaaaaa\n", "password: aaaaaaaa\n");
+    dlp_policy_free(p);
+}
+
+static void test_hash_is_keyed_and_stable(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    char *a = san(p, "to alice@example.com and alice@example.com, bob@example.com\n", NULL);
+    /* same value, same pseudonym; different values, different pseudonyms */
+    char h1[32], h2[32], h3[32];
+    assert_int_equal(sscanf(a, "to <email:%8[0-9a-f]> and <email:%8[0-9a-f]>, <email:%8[0-9a-f]>", h1,
+                            h2, h3),
+                     3);
+    assert_string_equal(h1, h2);
+    assert_string_not_equal(h1, h3);
+    assert_null(strstr(a, "alice"));
+    /* another key gives another pseudonym */
+    setenv("SLUICE_KEY_FILE", "", 1);
+    char kpath[256];
+    snprintf(kpath, sizeof kpath, "%s/key2", dir);
+    setenv("SLUICE_KEY_FILE", kpath, 1);
+    dlp_policy *p2 = load("p.yaml");
+    unsetenv("SLUICE_KEY_FILE");
+    char *b = san(p2, "to alice@example.com\n", NULL);
+    char k1[32];
+    assert_int_equal(sscanf(b, "to <email:%8[0-9a-f]>", k1), 1);
+    assert_string_not_equal(h1, k1);
+    /* and the policy hash differs, so no view is shared between them */
+    assert_string_not_equal(dlp_policy_hash(p), dlp_policy_hash(p2));
+    free(a);
+    free(b);
+    dlp_policy_free(p);
+    dlp_policy_free(p2);
+}
+
+static void test_context_words(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    expect_view(p, "She was born 1984-03-12 in Lyon.\n", "She was born [REDACTED:dob] in Lyon.\n");
+    expect_view(p, "Invoice dated 1984-03-12 paid.\n", "Invoice dated 1984-03-12 paid.\n");
+    dlp_policy_free(p);
+}
+
+static void test_allow_list(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    expect_view(p, "key AKIAIOSFODNN7EXAMPLE and AKIAZ3MPLE0000ABCDEF\n",
+                "key AKIAIOSFODNN7EXAMPLE and [REDACTED:aws-key]\n");
+    dlp_policy_free(p);
+}
+
+/* ---- many findings, overlaps ------------------------------------------------ */
+
+static void test_many_findings_all_masked(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    size_t n = 2000;
+    char *in = malloc(n * 40 + 1), *o = in;
+    for (size_t i = 0; i < n; i++)
+        o += sprintf(o, "%s123-45-%04zu", i ? (i % 7 ? "; " : "\n") : "", i + 1);
+    dlp_result r;
+    char *v = san(p, in, &r);
+    assert_null(strstr(v, "123-45-"));
+    assert_int_equal(r.nhits, 1);
+    assert_int_equal(r.hits[0].count, n);
+    assert_int_equal(r.nfindings, n);
+    dlp_result_free(&r);
+    free(v);
+    free(in);
+    dlp_policy_free(p);
+}
+
+static void test_overlap_union(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    /* `token` matches tok_abcdefghij, `tokword` matches tok_abcdef inside it and
+     * xyz_tok... overlapping: one group, the earliest start's action. */
+    dlp_result r;
+    char *v = san(p, "a xyz_tokabc tok_abcdefghij z\n", &r);
+    assert_null(strstr(v, "tokabc"));
+    assert_null(strstr(v, "abcdefghij"));
+    dlp_result_free(&r);
+    free(v);
+    v = san(p, "see tok_abcdefghij.\n", &r);
+    /* tok_abcdefghij (token, starts first, longest) wins over tok_abcdef */
+    assert_string_equal(v, "see [REDACTED:token].\n");
+    assert_int_equal(r.nhits, 2); /* both rules counted */
+    dlp_result_free(&r);
+    free(v);
+    dlp_policy_free(p);
+}
+
+/* ---- the chunking property ----------------------------------------------------- */
+
+typedef struct sink {
+    struct {
+        char *d;
+        size_t len, cap;
+    } b;
+} sink;
+
+static int sink_out(void *ctx, const void *buf, size_t len)
+{
+    sink *s = ctx;
+    if (s->b.len + len + 1 > s->b.cap) {
+        s->b.cap = (s->b.len + len + 1) * 2;
+        s->b.d = realloc(s->b.d, s->b.cap);
+    }
+    memcpy(s->b.d + s->b.len, buf, len);
+    s->b.len += len;
+    s->b.d[s->b.len] = '\0';
+    return 0;
+}
+
+/* Feed `in` cut at the given offsets, with rounds forced small. */
+static char *stream_cuts(const dlp_policy *p, const char *in, size_t len, const size_t *cuts,
+                         size_t ncuts, size_t round)
+{
+    sink s = {0};
+    sink_out(&s, "", 0);
+    dlp_stream *st;
+    assert_int_equal(dlp_stream_new(p, sink_out, NULL, &s, &st), 0);
+    dlp_stream_set_round_size(st, round);
+    size_t at = 0;
+    for (size_t i = 0; i <= ncuts; i++) {
+        size_t end = i < ncuts ? cuts[i] : len;
+        assert_int_equal(dlp_stream_feed(st, in + at, end - at), 0);
+        at = end;
+    }
+    assert_int_equal(dlp_stream_finish(st), 0);
+    dlp_stream_free(st);
+    return s.b.d;
+}
+
+static char *chunk_corpus(size_t *len)
+{
+    /* long enough that forced rounds cut it many times; findings everywhere */
+    static const char *lines[] = {
+        "Employee Jane Roe, SSN 123-45-6789, card 4111 1111 1111 1111.\n",
+        "Mail jane.roe@example.com or j.r+hr@corp.example.org today.\n",
+        "password = xK9#mQ2$vL7p and AKIAZ3MPLE0000ABCDEF\n",
+        "born 1984-03-12; IBAN GB82 WEST 1234 5698 7654 32.\n",
+        "tok_abcdefghij xyz_tokabc plain words here.\n",
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n",
+        "Nothing sensitive on this line at all, just prose.\n",
+    };
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap);
+    for (int i = 0; n < 12000; i++) {
+        const char *l = lines[(i * 5) % 7];
+        size_t ll = strlen(l);
+        memcpy(b + n, l, ll);
+        n += ll;
+    }
+    b[n] = '\0';
+    *len = n;
+    return b;
+}
+
+static void test_chunking_every_offset(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    size_t len;
+    char *in = chunk_corpus(&len);
+    char *whole = san(p, in, NULL);
+    assert_null(strstr(whole, "123-45-6789"));
+    assert_null(strstr(whole, "MIIEvQ"));
+    /* every single cut point, with rounds as small as they go */
+    for (size_t k = 0; k <= len; k += 1) {
+        char *v = stream_cuts(p, in, len, &k, 1, 1);
+        if (strcmp(v, whole)) {
+            print_error("output differs when cut at %zu\n", k);
+            fail();
+        }
+        free(v);
+    }
+    free(whole);
+    free(in);
+    dlp_policy_free(p);
+}
+
+static void test_chunking_bytewise_and_random(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    size_t len;
+    char *in = chunk_corpus(&len);
+    char *whole = san(p, in, NULL);
+    size_t *cuts = malloc(len * sizeof *cuts);
+    for (size_t i = 0; i < len; i++)
+        cuts[i] = i + 1;
+    char *v = stream_cuts(p, in, len, cuts, len - 1, 1); /* one byte at a time */
+    assert_string_equal(v, whole);
+    free(v);
+    srand(7);
+    for (int trial = 0; trial < 200; trial++) {
+        size_t nc = 0, at = 0;
+        while (at < len) {
+            at += 1 + (size_t)rand() % 700;
+            if (at < len)
+                cuts[nc++] = at;
+        }
+        v = stream_cuts(p, in, len, cuts, nc, 1 + (size_t)rand() % 3000);
+        assert_string_equal(v, whole);
+        free(v);
+    }
+    free(cuts);
+    free(whole);
+    free(in);
+    dlp_policy_free(p);
+}
+
+/* ---- encodings ------------------------------------------------------------------- */
+
+static size_t to_utf16(const char *s, uint8_t *out, int le, int bom)
+{
+    size_t n = 0;
+    if (bom) {
+        out[n++] = le ? 0xFF : 0xFE;
+        out[n++] = le ? 0xFE : 0xFF;
+    }
+    for (; *s; s++) {
+        out[n++] = le ? (uint8_t)*s : 0;
+        out[n++] = le ? 0 : (uint8_t)*s;
+    }
+    return n;
+}
+
+static void test_utf16(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    const char *text = "Employee SSN 123-45-6789, card 4111 1111 1111 1111, mail a.b@example.com.\n";
+    for (int le = 0; le < 2; le++)
+        for (int bom = 0; bom < 2; bom++) {
+            uint8_t in[512], want[512];
+            size_t n = to_utf16(text, in, le, bom);
+            char *view8 = san(p, text, NULL);
+            size_t wn = to_utf16(view8, want, le, bom);
+            dlp_result r;
+            assert_int_equal(dlp_sanitize(p, in, n, &r), 0);
+            assert_string_equal(r.type.encoding, le ? "utf-16le" : "utf-16be");
+            /* masked in its own encoding: exactly the UTF-16 of the UTF-8 view */
+            assert_int_equal(r.len, wn);
+            assert_memory_equal(r.data, want, wn);
+            assert_int_equal(r.nhits, 3);
+            dlp_result_free(&r);
+            free(view8);
+        }
+    dlp_policy_free(p);
+}
+
+static void test_invalid_utf8_does_not_hide(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    const char in[] = "x\xff\xfe 123-45-6789\xc3 card\x80 4111111111111111\xe2\x82 end\n";
+    dlp_result r;
+    int rc = dlp_sanitize(p, in, sizeof in - 1, &r);
+    if (rc == 0) {
+        assert_null(memmem(r.data, r.len, "123-45-6789", 11));
+        assert_null(memmem(r.data, r.len, "41111111", 8));
+        dlp_result_free(&r);
+    } else {
+        /* a denial is also safe: nothing served */
+        assert_null(r.data);
+        dlp_result_free(&r);
+    }
+    dlp_policy_free(p);
+}
+
+/* ---- types and fail-closed ----------------------------------------------------- */
+
+static void test_types(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    uint8_t *elf;
+    size_t n;
+    assert_int_equal(file_read_all("/bin/true", 1 << 24, &elf, &n), 0);
+    dlp_result r;
+    assert_int_equal(dlp_sanitize(p, elf, n, &r), -EACCES);
+    assert_null(r.data);
+    assert_non_null(strstr(r.reason, "type application/"));
+    dlp_result_free(&r);
+    free(elf);
+    /* gzip data is not text */
+    static const uint8_t gz[] = {0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0, 3, 0x4b, 0x4c, 0x4a, 0x06, 0, 0xc2, 0x41, 0x24, 0x35, 3, 0, 0, 0};
+    assert_int_equal(dlp_sanitize(p, gz, sizeof gz, &r), -EACCES);
+    dlp_result_free(&r);
+    /* empty files are served empty */
+    assert_int_equal(dlp_sanitize(p, "", 0, &r), 0);
+    assert_int_equal(r.len, 0);
+    dlp_result_free(&r);
+    /* JSON is allowed */
+    char *v = san(p, "{\"ssn\": \"123-45-6789\"}\n", NULL);
+    assert_string_equal(v, "{\"ssn\": \"[SSN]\"}\n");
+    free(v);
+    dlp_policy_free(p);
+}
+
+static void test_catastrophic_backtracking_denies(void **state)
+{
+    (void)state;
+    write_file("evil.yaml",
+               "pack: evil\nversion: 1\nrules:\n  - id: evil\n    pattern: '(a|aa)+(?<!a)b'\n"
+               "    action: replace\n",
+               0644);
+    write_file("pe.yaml",
+               "policy: e\nversion: 1\npacks: [evil.yaml]\ntypes: {allow: ['text/*']}\n"
+               "limits: {match-limit: 10000, depth-limit: 1000}\n",
+               0644);
+    dlp_policy *p = load("pe.yaml");
+    char in[200];
+    /* Vectorscan drops the lookbehind (prefilter mode), so it reports a
+     * candidate at the b; PCRE2 then backtracks through every split of the
+     * a's until the match limit stops it. */
+    memset(in, 'a', 60);
+    strcpy(in + 60, "b\n");
+    dlp_result r;
+    int rc = dlp_sanitize(p, in, strlen(in), &r);
+    assert_true(rc < 0);
+    assert_int_not_equal(rc, -EACCES); /* "could not check", not a type denial */
+    assert_null(r.data);
+    assert_non_null(strstr(r.reason, "limit"));
+    dlp_result_free(&r);
+    dlp_policy_free(p);
+}
+
+static void test_size_limit(void **state)
+{
+    (void)state;
+    write_file("small.yaml",
+               "policy: s\nversion: 1\npacks: [t.yaml]\ntypes: {allow: ['text/*']}\n"
+               "key-file: key\nlimits: {max-file-size: 16}\n",
+               0644);
+    dlp_policy *p = load("small.yaml");
+    dlp_result r;
+    assert_int_equal(dlp_sanitize(p, "0123456789abcdefg", 17, &r), -EFBIG);
+    assert_null(r.data);
+    dlp_result_free(&r);
+    dlp_policy_free(p);
+}
+
+/* ---- configuration errors -------------------------------------------------------- */
+
+static void expect_error(const char *name, const char *text, int line, const char *needle)
+{
+    write_file(name, text, 0644);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    dlp_policy *p = NULL;
+    dlp_error err;
+    int rc = dlp_pack_load(path, &p, &err);
+    if (rc && strstr(err.msg, "a policy has 'policy:'"))
+        rc = dlp_policy_load(path, &p, &err);
+    assert_int_equal(rc, -EINVAL);
+    char msg[1200];
+    dlp_error_format(&err, msg, sizeof msg);
+    if (!strstr(msg, needle) || (line && err.line != line)) {
+        print_error("got: %s (line %d), want line %d and '%s'\n", msg, err.line, line, needle);
+        fail();
+    }
+    assert_non_null(strstr(msg, name));
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    expect_error("e1.yaml", "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: '(ab'\n    action: replace\n",
+                 5, "missing closing parenthesis");
+    expect_error("e2.yaml", "pack: x\nversion: 1\nrules:\n  - id: a\n    patern: 'ab'\n", 5,
+                 "unknown key 'patern'");
+    expect_error("e3.yaml", "pack: x\nversion: 1\nrules:\n  - pattern: 'ab'\n", 4, "missing 'id'");
+    expect_error("e4.yaml", "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: 'ab'\n    validator: lunh\n",
+                 6, "unknown 'lunh'");
+    expect_error("e5.yaml", "pack: x\nrules: [\n", 0, "YAML");
+    expect_error("e6.yaml", "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: 'a*'\n", 5, "empty string");
+    expect_error("e7.yaml",
+                 "policy: p\nversion: 1\npacks: [t.yaml]\ntypes: {allow: ['text/*']}\nkey-file: nokey\n", 5,
+                 "nokey");
+    expect_error("e8.yaml",
+                 "policy: p\nversion: 1\npacks: [t.yaml]\ntypes: {allow: ['text/*']}\nkey-file: key\n"
+                 "actions:\n  rules:\n    nosuch: replace\n",
+                 8, "no rule 'nosuch'");
+    /* a key readable by others is refused */
+    write_file("openkey", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0644);
+    expect_error("e9.yaml",
+                 "policy: p\nversion: 1\npacks: [t.yaml]\ntypes: {allow: ['text/*']}\nkey-file: openkey\n",
+                 5, "readable by group or others");
+}
+
+static void report_count(void *ctx, const char *rule, int ok, const char *what)
+{
+    (void)rule;
+    (void)what;
+    int *c = ctx;
+    c[ok]++;
+}
+
+static void test_examples_runner(void **state)
+{
+    (void)state;
+    write_file("ex.yaml",
+               "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: 'ab+'\n    action: replace\n"
+               "    must-match: ['x [[abb]] y [[ab]]', 'wrong [[a]]b span']\n"
+               "    must-not-match: ['nothing', 'has ab in it']\n",
+               0644);
+    char path[256];
+    snprintf(path, sizeof path, "%s/ex.yaml", dir);
+    dlp_policy *p;
+    dlp_error err;
+    assert_int_equal(dlp_pack_load(path, &p, &err), 0);
+    int counts[2] = {0, 0};
+    assert_int_equal(dlp_test_examples(p, report_count, counts), 2);
+    assert_int_equal(counts[1], 2); /* passed */
+    assert_int_equal(counts[0], 2); /* failed: the shifted span, the must-not with a match */
+    dlp_policy_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_luhn_and_mask),
+        cmocka_unit_test(test_iban),
+        cmocka_unit_test(test_ssn_rules),
+        cmocka_unit_test(test_entropy_secret_group_remove),
+        cmocka_unit_test(test_hash_is_keyed_and_stable),
+        cmocka_unit_test(test_context_words),
+        cmocka_unit_test(test_allow_list),
+        cmocka_unit_test(test_many_findings_all_masked),
+        cmocka_unit_test(test_overlap_union),
+        cmocka_unit_test(test_chunking_every_offset),
+        cmocka_unit_test(test_chunking_bytewise_and_random),
+        cmocka_unit_test(test_utf16),
+        cmocka_unit_test(test_invalid_utf8_does_not_hide),
+        cmocka_unit_test(test_types),
+        cmocka_unit_test(test_catastrophic_backtracking_denies),
+        cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_examples_runner),
+    };
+    return cmocka_run_group_tests_name("dlp", tests, setup, teardown);
+}
