@@ -1,0 +1,718 @@
+/* diode/recv.c — `sluice-diode recv`: the sandbox side of the diode.
+ *
+ * Reads packets from a receive-only channel, rebuilds blocks, and writes
+ * each file's chunks into a staging file; a file is published into the
+ * vault only when every chunk arrived, its SHA-256 equals the one in an
+ * entry authenticated by HMAC, and its bytes are durable. It never
+ * transmits, never publishes a partial or unverified file, and never lets
+ * hostile input grow memory or open files without bound. */
+#include "diode/diode.h"
+#include "ledger/ledger.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#define RECV_MAX_OPEN 256       /* files being received at once (fds) */
+#define RECV_BATCH_FILES 256    /* publish batch: files, bytes, age */
+#define RECV_BATCH_BYTES (256u << 20)
+#define RECV_BATCH_MS 200
+#define RECV_MAX_FILES (4u << 20) /* entries per session */
+
+enum rstate { RF_KNOWN, RF_RECEIVING, RF_PENDING, RF_DONE, RF_FAILED };
+
+typedef struct rfile {
+    uint64_t id, size;
+    int64_t mtime_ns;
+    uint32_t mode, chunk;
+    uint8_t sha[SHA256_LEN];
+    char *path;
+    enum rstate state;
+    int fd;
+    char stage[64];
+    uint8_t *bitmap;
+    uint64_t nchunks, nhave, hashed, touch;
+    sha256_ctx *h;
+} rfile;
+
+typedef struct receiver {
+    /* options */
+    const char *from, *vault_dir, *staging, *key_path, *ledger_path, *ledger_key;
+    int once, idle_exit, rcvbuf;
+    uint64_t max_file_size;
+    size_t mem_cap;
+    /* state */
+    uint8_t key[KEY_MAX_LEN];
+    size_t keylen;
+    diode_chan ch;
+    vault *v;
+    ledger *led;
+    diode_rx *rx;
+    ZSTD_DCtx *dctx;
+    uint8_t *zbuf;
+    size_t zcap;
+    uint64_t session;
+    int have_session;
+    rfile **tab; /* open addressing by id */
+    size_t tabcap, nfiles, nopen;
+    uint64_t touch;
+    rfile **pending;
+    size_t npending, pending_bytes;
+    struct timespec pending_since;
+    int final_end_seen;
+    /* counters */
+    uint64_t published, published_bytes, present, hash_fail, rejected, write_fail, switches;
+} receiver;
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) { (void)sig; g_stop = 1; }
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void ledger_note(receiver *r, ledger_event ev, const rfile *f, const char *decision,
+                        const char *reason)
+{
+    if (!r->led)
+        return;
+    char hex[SHA256_HEX_LEN];
+    hex_encode(f->sha, SHA256_LEN, hex);
+    char sess[17];
+    snprintf(sess, sizeof sess, "%016llx", (unsigned long long)r->session);
+    const ledger_record rec = {.event = ev, .pid = getpid(), .uid = getuid(), .gid = getgid(),
+                               .process = "sluice-diode", .session = sess, .path = f->path,
+                               .source_sha256 = hex, .served_sha256 = hex,
+                               .size_served = f->size, .decision = decision, .reason = reason};
+    if (ledger_append(r->led, &rec, NULL) < 0)
+        log_error("msg=\"ledger append failed\" path=\"%s\"", f->path);
+}
+
+/* ---- the file table ---- */
+
+static rfile *tab_get(receiver *r, uint64_t id)
+{
+    if (!r->tabcap)
+        return NULL;
+    for (size_t i = (size_t)(id * 0x9E3779B97F4A7C15ULL) & (r->tabcap - 1);; i = (i + 1) & (r->tabcap - 1)) {
+        if (!r->tab[i])
+            return NULL;
+        if (r->tab[i]->id == id)
+            return r->tab[i];
+    }
+}
+
+static int tab_put(receiver *r, rfile *f)
+{
+    if ((r->nfiles + 1) * 2 > r->tabcap) {
+        const size_t ncap = r->tabcap ? r->tabcap * 2 : 1024;
+        rfile **nt = calloc(ncap, sizeof *nt);
+        if (!nt)
+            return -ENOMEM;
+        for (size_t j = 0; j < r->tabcap; j++) {
+            rfile *g = r->tab[j];
+            if (!g)
+                continue;
+            size_t i = (size_t)(g->id * 0x9E3779B97F4A7C15ULL) & (ncap - 1);
+            while (nt[i])
+                i = (i + 1) & (ncap - 1);
+            nt[i] = g;
+        }
+        free(r->tab);
+        r->tab = nt;
+        r->tabcap = ncap;
+    }
+    size_t i = (size_t)(f->id * 0x9E3779B97F4A7C15ULL) & (r->tabcap - 1);
+    while (r->tab[i])
+        i = (i + 1) & (r->tabcap - 1);
+    r->tab[i] = f;
+    r->nfiles++;
+    return 0;
+}
+
+static void file_close_stage(receiver *r, rfile *f, int discard)
+{
+    if (f->fd >= 0) {
+        close(f->fd);
+        f->fd = -1;
+        r->nopen--;
+    }
+    if (discard && f->stage[0])
+        vault_stage_discard(r->v, f->stage);
+    if (discard)
+        f->stage[0] = '\0';
+    free(f->bitmap);
+    f->bitmap = NULL;
+    sha256_free(f->h);
+    f->h = NULL;
+    f->nhave = f->hashed = 0;
+}
+
+static void session_reset(receiver *r)
+{
+    /* Files already queued for publication were verified: publish them
+     * first (see flush in the caller); everything else of the old session
+     * is dropped. */
+    for (size_t i = 0; i < r->tabcap; i++) {
+        rfile *f = r->tab[i];
+        if (!f)
+            continue;
+        if (f->state == RF_RECEIVING)
+            file_close_stage(r, f, 1);
+        free(f->path);
+        free(f);
+    }
+    free(r->tab);
+    r->tab = NULL;
+    r->tabcap = r->nfiles = 0;
+    r->final_end_seen = 0;
+}
+
+/* ---- publication ---- */
+
+static void publish_flush(receiver *r)
+{
+    if (!r->npending)
+        return;
+    const int sync_rc = vault_sync_staging(r->v);
+    for (size_t i = 0; i < r->npending; i++) {
+        rfile *f = r->pending[i];
+        int rc = sync_rc;
+        if (rc == 0)
+            rc = vault_publish(r->v, f->stage, f->path, f->sha);
+        if (rc == 0) {
+            f->state = RF_DONE;
+            r->published++;
+            r->published_bytes += f->size;
+            log_info("msg=published path=\"%s\" size=%llu", f->path, (unsigned long long)f->size);
+            ledger_note(r, LEDGER_INGEST_ACCEPTED, f, "accepted", "verified and published");
+        } else {
+            log_error("msg=\"publish failed\" path=\"%s\" err=\"%s\"", f->path, strerror(-rc));
+            vault_stage_discard(r->v, f->stage);
+            f->state = RF_FAILED;
+            r->write_fail++;
+            ledger_note(r, LEDGER_INGEST_REJECTED, f, "rejected", strerror(-rc));
+        }
+        f->stage[0] = '\0';
+    }
+    r->npending = 0;
+    r->pending_bytes = 0;
+}
+
+static double ts_ms_since(const struct timespec *t)
+{
+    struct timespec n;
+    clock_gettime(CLOCK_MONOTONIC, &n);
+    return (double)(n.tv_sec - t->tv_sec) * 1e3 + (double)(n.tv_nsec - t->tv_nsec) / 1e6;
+}
+
+static void publish_maybe(receiver *r)
+{
+    if (r->npending && (r->npending >= RECV_BATCH_FILES || r->pending_bytes >= RECV_BATCH_BYTES ||
+                        ts_ms_since(&r->pending_since) >= RECV_BATCH_MS))
+        publish_flush(r);
+}
+
+static int file_open_stage(receiver *r, rfile *f)
+{
+    if (r->nopen >= RECV_MAX_OPEN) {
+        /* Too many files in flight: give up the least recently fed one; a
+         * later pass can bring it again. */
+        rfile *old = NULL;
+        for (size_t i = 0; i < r->tabcap; i++) {
+            rfile *g = r->tab[i];
+            if (g && g->state == RF_RECEIVING && g->fd >= 0 && (!old || g->touch < old->touch))
+                old = g;
+        }
+        if (old) {
+            log_warn("msg=\"too many files in flight, dropping one\" path=\"%s\"", old->path);
+            file_close_stage(r, old, 1);
+            old->state = RF_KNOWN;
+        }
+    }
+    const int fd = vault_stage_create(r->v, f->stage, sizeof f->stage);
+    if (fd < 0)
+        return fd;
+    f->fd = fd;
+    r->nopen++;
+    f->nchunks = (f->size + f->chunk - 1) / f->chunk;
+    f->bitmap = calloc((size_t)(f->nchunks / 8 + 1), 1);
+    f->h = sha256_new();
+    if (!f->bitmap || !f->h) {
+        file_close_stage(r, f, 1);
+        return -ENOMEM;
+    }
+    f->state = RF_RECEIVING;
+    return 0;
+}
+
+static int file_finish(receiver *r, rfile *f)
+{
+    static uint8_t buf[1 << 20];
+    while (f->hashed < f->size) {
+        const size_t n = f->size - f->hashed < sizeof buf ? (size_t)(f->size - f->hashed) : sizeof buf;
+        const ssize_t got = pread_full(f->fd, buf, n, (off_t)f->hashed);
+        if (got != (ssize_t)n)
+            return -EIO;
+        sha256_update(f->h, buf, n);
+        f->hashed += n;
+    }
+    uint8_t got[SHA256_LEN];
+    const int rc = sha256_final(f->h, got);
+    f->h = NULL;
+    if (rc < 0 || !ct_equal(got, f->sha, SHA256_LEN)) {
+        r->hash_fail++;
+        log_warn("msg=\"SHA-256 mismatch, file discarded\" path=\"%s\"", f->path);
+        ledger_note(r, LEDGER_INGEST_REJECTED, f, "rejected", "SHA-256 mismatch");
+        file_close_stage(r, f, 1);
+        f->state = RF_KNOWN; /* a later pass may bring it intact */
+        return 0;
+    }
+    const struct timespec ts[2] = {{.tv_sec = 0, .tv_nsec = UTIME_OMIT},
+                                   {.tv_sec = f->mtime_ns / 1000000000,
+                                    .tv_nsec = f->mtime_ns % 1000000000}};
+    if (fchmod(f->fd, f->mode & 0755) < 0 ||
+        (f->mtime_ns >= 0 && futimens(f->fd, ts) < 0)) {
+        log_error("msg=\"staging failed\" path=\"%s\" err=\"%s\"", f->path, strerror(errno));
+        file_close_stage(r, f, 1);
+        f->state = RF_FAILED;
+        r->write_fail++;
+        return 0;
+    }
+    /* Start writeback now; the batch flush waits for it. */
+    sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    file_close_stage(r, f, 0);
+    f->state = RF_PENDING;
+    if (r->npending == 0)
+        clock_gettime(CLOCK_MONOTONIC, &r->pending_since);
+    r->pending[r->npending++] = f;
+    r->pending_bytes += f->size;
+    if (r->npending >= RECV_BATCH_FILES || r->pending_bytes >= RECV_BATCH_BYTES)
+        publish_flush(r);
+    return 0;
+}
+
+/* ---- record callbacks ---- */
+
+static int switch_session(receiver *r, uint64_t session)
+{
+    if (r->have_session && r->session == session)
+        return 0;
+    if (r->have_session) {
+        log_warn("msg=\"new sender session; files in flight of the old one are dropped\" "
+                 "old=%016llx new=%016llx", (unsigned long long)r->session,
+                 (unsigned long long)session);
+        r->switches++;
+    }
+    publish_flush(r);
+    session_reset(r);
+    r->session = session;
+    r->have_session = 1;
+    return 0;
+}
+
+static int on_entry(void *ctx, uint64_t session, const diode_entry *e, int from_manifest)
+{
+    receiver *r = ctx;
+    (void)from_manifest;
+    switch_session(r, session);
+    rfile *f = tab_get(r, e->file_id);
+    if (f) {
+        if (f->size != e->size || memcmp(f->sha, e->sha256, SHA256_LEN) || strcmp(f->path, e->path))
+            r->rejected++; /* the same id cannot name two files: keep the first */
+        return 0;
+    }
+    if (r->nfiles >= RECV_MAX_FILES) {
+        r->rejected++;
+        return 0;
+    }
+    f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(e->path))) {
+        free(f);
+        return 0;
+    }
+    f->id = e->file_id;
+    f->size = e->size;
+    f->mtime_ns = e->mtime_ns;
+    f->mode = e->mode;
+    f->chunk = e->chunk;
+    memcpy(f->sha, e->sha256, SHA256_LEN);
+    f->fd = -1;
+    f->state = RF_KNOWN;
+    if (tab_put(r, f) < 0) {
+        free(f->path);
+        free(f);
+        return 0;
+    }
+    if (e->size > r->max_file_size) {
+        f->state = RF_FAILED;
+        r->rejected++;
+        log_warn("msg=\"file larger than --max-file-size refused\" path=\"%s\"", f->path);
+        ledger_note(r, LEDGER_INGEST_REJECTED, f, "rejected", "larger than --max-file-size");
+        return 0;
+    }
+    if (vault_has(r->v, f->path, f->size, f->sha)) {
+        f->state = RF_DONE;
+        r->present++;
+        log_debug("msg=\"already in the vault\" path=\"%s\"", f->path);
+        return 0;
+    }
+    if (f->size == 0) {
+        if (file_open_stage(r, f) == 0)
+            file_finish(r, f);
+    }
+    return 0;
+}
+
+static int on_data(void *ctx, uint64_t session, const diode_data *d)
+{
+    receiver *r = ctx;
+    if (!r->have_session || session != r->session)
+        return 0; /* only an authenticated record may switch sessions */
+    rfile *f = tab_get(r, d->file_id);
+    if (!f || f->state == RF_DONE || f->state == RF_PENDING || f->state == RF_FAILED)
+        return 0;
+    if (d->offset >= f->size || d->offset % f->chunk != 0)
+        goto bad;
+    const uint64_t want = f->size - d->offset < f->chunk ? f->size - d->offset : f->chunk;
+    if (d->raw_len != want)
+        goto bad;
+    const uint64_t ci = d->offset / f->chunk;
+    if (f->state == RF_RECEIVING && (f->bitmap[ci / 8] >> (ci % 8)) & 1)
+        return 0;
+    const uint8_t *raw = d->payload;
+    if (d->codec == DIODE_CODEC_ZSTD) {
+        const unsigned long long fcs = ZSTD_getFrameContentSize(d->payload, d->payload_len);
+        if (fcs != want)
+            goto bad;
+        if (r->zcap < want) {
+            uint8_t *nb = realloc(r->zbuf, (size_t)want);
+            if (!nb)
+                return 0;
+            r->zbuf = nb;
+            r->zcap = (size_t)want;
+        }
+        const size_t n = ZSTD_decompressDCtx(r->dctx, r->zbuf, (size_t)want, d->payload,
+                                             d->payload_len);
+        if (ZSTD_isError(n) || n != want)
+            goto bad;
+        raw = r->zbuf;
+    }
+    if (f->state == RF_KNOWN) {
+        const int rc = file_open_stage(r, f);
+        if (rc < 0) {
+            log_error("msg=\"cannot stage\" path=\"%s\" err=\"%s\"", f->path, strerror(-rc));
+            return 0;
+        }
+    }
+    f->touch = ++r->touch;
+    if (pwrite(f->fd, raw, (size_t)want, (off_t)d->offset) != (ssize_t)want) {
+        log_error("msg=\"staging write failed\" path=\"%s\" err=\"%s\"", f->path, strerror(errno));
+        file_close_stage(r, f, 1);
+        f->state = RF_KNOWN;
+        return 0;
+    }
+    f->bitmap[ci / 8] |= (uint8_t)(1u << (ci % 8));
+    f->nhave++;
+    if (d->offset == f->hashed) {
+        /* In order (the usual case): hash while the bytes are at hand. */
+        sha256_update(f->h, raw, (size_t)want);
+        f->hashed += want;
+    }
+    if (f->nhave == f->nchunks)
+        return file_finish(r, f);
+    return 0;
+bad:
+    r->rejected++;
+    log_warn("msg=\"malformed data chunk\" path=\"%s\"", f->path);
+    return 0;
+}
+
+static int on_end(void *ctx, uint64_t session, const diode_end *e)
+{
+    receiver *r = ctx;
+    switch_session(r, session);
+    publish_flush(r);
+    log_info("msg=\"end of pass\" pass=%u passes=%u files=%llu", e->pass, e->passes,
+             (unsigned long long)e->files);
+    if (e->pass >= e->passes)
+        r->final_end_seen = 1;
+    return 0;
+}
+
+static int on_hello(void *ctx, uint64_t session, const diode_hello *h)
+{
+    receiver *r = ctx;
+    if (!r->have_session || session != r->session)
+        log_info("msg=\"sender hello\" session=%016llx pass=%u k=%u m=%u symbol=%u",
+                 (unsigned long long)session, h->pass, h->k, h->m, h->symbol_size);
+    return 0;
+}
+
+static void on_reject(void *ctx, uint64_t session, const char *what)
+{
+    receiver *r = ctx;
+    r->rejected++;
+    log_warn("msg=\"record refused\" why=\"%s\" session=%016llx", what, (unsigned long long)session);
+}
+
+/* ---- main loop ---- */
+
+static uint64_t count_missing(const receiver *r)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < r->tabcap; i++)
+        if (r->tab[i] && r->tab[i]->state != RF_DONE)
+            n++;
+    return n;
+}
+
+static int loop_stream(receiver *r)
+{
+    static uint8_t buf[4 << 20];
+    for (;;) {
+        struct pollfd p = {.fd = r->ch.fd, .events = POLLIN};
+        const int pr = poll(&p, 1, RECV_BATCH_MS);
+        if (g_stop)
+            return 0;
+        if (pr == 0) {
+            publish_flush(r);
+            continue;
+        }
+        const ssize_t n = read(r->ch.fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            sluice_err("%s: %s", r->from, strerror(errno));
+            return -errno;
+        }
+        if (n == 0) {
+            diode_rx_flush(r->rx);
+            publish_flush(r);
+            if (r->ch.kind == DIODE_CHAN_FIFO && !r->once && !g_stop) {
+                /* The sender went away: wait for the next one. */
+                close(r->ch.fd);
+                r->ch.fd = open(r->from + 5, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (r->ch.fd < 0)
+                    return -errno;
+                continue;
+            }
+            return 0;
+        }
+        diode_rx_stream(r->rx, buf, (size_t)n);
+        publish_maybe(r);
+        if (r->once && r->final_end_seen)
+            return 0;
+    }
+}
+
+#define RECV_BATCH 64
+static int loop_udp(receiver *r)
+{
+    static uint8_t bufs[RECV_BATCH][DIODE_HDR_LEN + DIODE_MAX_SYMBOL + 1];
+    struct mmsghdr msgs[RECV_BATCH];
+    struct iovec iov[RECV_BATCH];
+    double last = now_s();
+    for (;;) {
+        struct pollfd p = {.fd = r->ch.fd, .events = POLLIN};
+        const int pr = poll(&p, 1, RECV_BATCH_MS);
+        if (g_stop)
+            return 0;
+        if (pr == 0) {
+            publish_flush(r);
+            if (r->idle_exit > 0 && now_s() - last > r->idle_exit)
+                return 0;
+            continue;
+        }
+        for (int i = 0; i < RECV_BATCH; i++) {
+            iov[i] = (struct iovec){.iov_base = bufs[i], .iov_len = sizeof bufs[i]};
+            msgs[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+        }
+        const int n = recvmmsg(r->ch.fd, msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            sluice_err("%s: %s", r->from, strerror(errno));
+            return -errno;
+        }
+        last = now_s();
+        for (int i = 0; i < n; i++)
+            diode_rx_packet(r->rx, bufs[i], msgs[i].msg_len);
+        publish_maybe(r);
+        if (r->once && r->final_end_seen)
+            return 0;
+    }
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sluice-diode recv --from CHANNEL --vault DIR --key FILE [options]\n"
+            "  --from CHANNEL        fd:N | fifo:PATH | udp:HOST:PORT (HOST: local or multicast)\n"
+            "  --vault DIR           where verified files are published\n"
+            "  --key FILE            shared HMAC key (same as the sender's)\n"
+            "  --staging DIR         staging directory on the vault's filesystem\n"
+            "                        (default: .<vault>.sluice-staging beside the vault)\n"
+            "  --once                exit after the sender's last pass (or end of stream)\n"
+            "  --idle-exit SECONDS   exit after this long without a packet (udp)\n"
+            "  --rcvbuf BYTES        UDP socket receive buffer (default 64M)\n"
+            "  --max-file-size BYTES refuse larger files (default 64G)\n"
+            "  --mem BYTES           memory for incomplete blocks (default 256M)\n"
+            "  --ledger DB --ledger-key FILE   record ingest events in the ledger\n"
+            "  --log-level LEVEL     error|warn|info|debug (default warn)\n"
+            "exit: 0 every announced file is in the vault, 1 some are missing or were refused,\n"
+            "      2 usage error, 3 setup or channel error\n");
+}
+
+int diode_recv_main(int argc, char **argv)
+{
+    static receiver R;
+    receiver *r = &R;
+    r->rcvbuf = 64 << 20;
+    r->max_file_size = 64ULL << 30;
+    r->mem_cap = 256u << 20;
+    enum { O_FROM = 1, O_VAULT, O_KEY, O_STAGING, O_ONCE, O_IDLE, O_RCVBUF, O_MAXF, O_MEM,
+           O_LEDGER, O_LKEY, O_LOG, O_HELP };
+    static const struct option lo[] = {
+        {"from", 1, 0, O_FROM}, {"vault", 1, 0, O_VAULT}, {"key", 1, 0, O_KEY},
+        {"staging", 1, 0, O_STAGING}, {"once", 0, 0, O_ONCE}, {"idle-exit", 1, 0, O_IDLE},
+        {"rcvbuf", 1, 0, O_RCVBUF}, {"max-file-size", 1, 0, O_MAXF}, {"mem", 1, 0, O_MEM},
+        {"ledger", 1, 0, O_LEDGER}, {"ledger-key", 1, 0, O_LKEY}, {"log-level", 1, 0, O_LOG},
+        {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    int c;
+    uint64_t v;
+    enum log_level lvl = LOG_LVL_WARN;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case O_FROM: r->from = optarg; break;
+        case O_VAULT: r->vault_dir = optarg; break;
+        case O_KEY: r->key_path = optarg; break;
+        case O_STAGING: r->staging = optarg; break;
+        case O_ONCE: r->once = 1; break;
+        case O_IDLE: r->idle_exit = atoi(optarg); break;
+        case O_RCVBUF:
+            if (parse_size(optarg, &v) < 0 || v > (1u << 30)) {
+                sluice_err("--rcvbuf: bad size '%s'", optarg);
+                return DIODE_EXIT_USAGE;
+            }
+            r->rcvbuf = (int)v;
+            break;
+        case O_MAXF:
+            if (parse_size(optarg, &r->max_file_size) < 0) {
+                sluice_err("--max-file-size: bad size '%s'", optarg);
+                return DIODE_EXIT_USAGE;
+            }
+            break;
+        case O_MEM:
+            if (parse_size(optarg, &v) < 0) {
+                sluice_err("--mem: bad size '%s'", optarg);
+                return DIODE_EXIT_USAGE;
+            }
+            r->mem_cap = (size_t)v;
+            break;
+        case O_LEDGER: r->ledger_path = optarg; break;
+        case O_LKEY: r->ledger_key = optarg; break;
+        case O_LOG:
+            if (log_parse_level(optarg, &lvl) < 0) {
+                sluice_err("--log-level: unknown level '%s'", optarg);
+                return DIODE_EXIT_USAGE;
+            }
+            break;
+        case O_HELP: usage(stdout); return DIODE_EXIT_OK;
+        default: usage(stderr); return DIODE_EXIT_USAGE;
+        }
+    }
+    log_init("sluice-diode", lvl);
+    if (optind != argc || !r->from || !r->vault_dir || !r->key_path) {
+        sluice_err("recv: --from, --vault and --key are required");
+        usage(stderr);
+        return DIODE_EXIT_USAGE;
+    }
+    if (!!r->ledger_path != !!r->ledger_key) {
+        sluice_err("recv: --ledger and --ledger-key go together");
+        return DIODE_EXIT_USAGE;
+    }
+    char why[512];
+    if (key_load(r->key_path, r->key, &r->keylen, why, sizeof why) < 0) {
+        sluice_err("%s: %s", r->key_path, why);
+        return DIODE_EXIT_ERROR;
+    }
+    if (vault_open(r->vault_dir, r->staging, &r->v, why, sizeof why) < 0) {
+        sluice_err("vault: %s", why);
+        return DIODE_EXIT_ERROR;
+    }
+    if (r->ledger_path && ledger_open(r->ledger_path, r->ledger_key, &r->led, why, sizeof why) < 0) {
+        sluice_err("%s: %s", r->ledger_path, why);
+        return DIODE_EXIT_ERROR;
+    }
+    r->dctx = ZSTD_createDCtx();
+    r->pending = calloc(RECV_BATCH_FILES, sizeof *r->pending);
+    const diode_rx_ops ops = {.hello = on_hello, .entry = on_entry, .data = on_data,
+                              .end = on_end, .reject = on_reject};
+    if (!r->dctx || !r->pending || diode_rx_new(r->key, r->keylen, r->mem_cap, &ops, r, &r->rx) < 0) {
+        sluice_err("recv: out of memory");
+        return DIODE_EXIT_ERROR;
+    }
+    /* Chunks are at most DIODE_MAX_BLOCK bytes: refuse frames that ask for
+     * a larger decompression window. */
+    ZSTD_DCtx_setParameter(r->dctx, ZSTD_d_windowLogMax, 23);
+    if (diode_chan_open_recv(r->from, r->rcvbuf, &r->ch, why, sizeof why) < 0) {
+        sluice_err("%s: %s", r->from, why);
+        return DIODE_EXIT_ERROR;
+    }
+    if (r->ch.kind == DIODE_CHAN_UDP && r->ch.rcvbuf < r->rcvbuf) {
+        sluice_err("warning: %s: the UDP receive buffer is %d bytes, wanted %d: bursts will be "
+                   "lost; run as root or raise net.core.rmem_max", r->from, r->ch.rcvbuf,
+                   r->rcvbuf);
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (diode_sandbox_receiver(r->ch.fd) < 0) {
+        sluice_err("recv: cannot install the seccomp filter");
+        return DIODE_EXIT_ERROR;
+    }
+    log_info("msg=\"receiving\" from=\"%s\" vault=\"%s\" rcvbuf=%d", r->from, r->vault_dir,
+             r->ch.rcvbuf);
+    const int rc = r->ch.is_stream ? loop_stream(r) : loop_udp(r);
+    diode_rx_flush(r->rx);
+    publish_flush(r);
+    const diode_rx_stats *st = diode_rx_get_stats(r->rx);
+    const uint64_t missing = count_missing(r);
+    fprintf(stderr,
+            "sluice-diode: recv: published %llu files (%llu bytes), already present %llu, "
+            "missing %llu, rejected %llu, hash mismatches %llu; packets %llu, bad %llu, "
+            "blocks %llu, repaired %llu, lost %llu\n",
+            (unsigned long long)r->published, (unsigned long long)r->published_bytes,
+            (unsigned long long)r->present, (unsigned long long)missing,
+            (unsigned long long)(r->rejected + r->write_fail), (unsigned long long)r->hash_fail,
+            (unsigned long long)st->packets, (unsigned long long)st->bad_packets,
+            (unsigned long long)st->blocks, (unsigned long long)st->blocks_repaired,
+            (unsigned long long)st->blocks_lost);
+    session_reset(r);
+    diode_rx_free(r->rx);
+    ZSTD_freeDCtx(r->dctx);
+    free(r->zbuf);
+    free(r->pending);
+    if (r->led)
+        ledger_close(r->led);
+    vault_close(r->v);
+    diode_chan_close(&r->ch);
+    if (rc < 0)
+        return DIODE_EXIT_ERROR;
+    return missing || r->write_fail ? DIODE_EXIT_INCOMPLETE : DIODE_EXIT_OK;
+}
