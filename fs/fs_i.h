@@ -77,6 +77,12 @@ typedef struct fs_view {
     ledger_hit *hits;        /* rule ids copied: the policy may be reloaded meanwhile */
     size_t nhits;
     uint64_t gen;            /* unique per build, for logs */
+    /* The source was modified within a clock tick or so of our read: a later
+     * rewrite of the same size could keep the same mtime and ctime (kernel
+     * timestamps are coarse), so the key alone cannot prove the content is
+     * unchanged. Such a view is reused only after re-reading the source and
+     * comparing its SHA-256 (git's "racy clean" problem and answer). */
+    int racy;
     /* cache bookkeeping (view.c only) */
     int refs;
     int cached;

@@ -22,8 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CACHE_BUCKETS 16384u
+/* How close (ns) a source's mtime/ctime may be to the moment we read it for
+ * the view to count as racy. Kernel timestamps come from a coarse clock (one
+ * tick, at most 10 ms at HZ=100); the margin is generous. */
+#define RACY_WINDOW_NS 200000000LL
 
 struct fs_cache {
     pthread_mutex_t lock;
@@ -222,12 +227,22 @@ void fs_view_unref(fs_cache *c, fs_view *v)
 
 /* Run the engine over one stable read. Any failure becomes a refusal view
  * (status < 0, reason set): the caller records and denies it. */
-static fs_view *view_build(const dlp_policy *pol, const fs_source *src)
+static int64_t ts_ns(const struct timespec *t) { return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec; }
+
+/* Whether a source stat'ed as `st` and read at `read_at` is racy (see fs_view.racy). */
+static int is_racy(const struct stat *st, const struct timespec *read_at)
+{
+    int64_t m = ts_ns(&st->st_mtim) > ts_ns(&st->st_ctim) ? ts_ns(&st->st_mtim) : ts_ns(&st->st_ctim);
+    return ts_ns(read_at) - m < RACY_WINDOW_NS;
+}
+
+static fs_view *view_build(const dlp_policy *pol, const fs_source *src, const struct timespec *read_at)
 {
     fs_view *v = calloc(1, sizeof *v);
     if (v == NULL)
         return NULL;
     fs_view_key_from_stat(&src->st, dlp_policy_hash(pol), &v->key);
+    v->racy = is_racy(&src->st, read_at);
     v->gen = atomic_fetch_add(&g_view_gen, 1) + 1;
     uint8_t md[SHA256_LEN];
     if (sha256_buf(src->data, src->len, md) < 0) {
@@ -284,6 +299,28 @@ oom:
     return v;
 }
 
+/* A racy cached view `v` (held) against a fresh read of the source: the
+ * same bytes (and identity) keep it, and once the source is old enough it
+ * stops being racy. 1: v is good; 0: it is not (the caller builds anew). */
+static int racy_still_good(fs_cache *c, fs_view *v, const fs_source *src, const struct timespec *read_at)
+{
+    fs_view_key k;
+    fs_view_key_from_stat(&src->st, v->key.policy_hash, &k);
+    uint8_t md[SHA256_LEN];
+    char hex[SHA256_HEX_LEN];
+    if (!key_equal(&k, &v->key) || sha256_buf(src->data, src->len, md) < 0)
+        return 0;
+    hex_encode(md, SHA256_LEN, hex);
+    if (strcmp(hex, v->source_sha256) != 0)
+        return 0;
+    if (!is_racy(&src->st, read_at)) {
+        pthread_mutex_lock(&c->lock);
+        v->racy = 0;
+        pthread_mutex_unlock(&c->lock);
+    }
+    return 1;
+}
+
 int fs_view_get(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel, uint64_t max,
                 fs_view **out)
 {
@@ -298,24 +335,39 @@ int fs_view_get(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel,
         return -EPERM;
     if ((uint64_t)st.st_size > max)
         return -EFBIG;
-    if (fs_view_peek(c, &st, ph, out) == 0)
-        return 0;
+    fs_view *hit = NULL;
+    if (fs_view_peek(c, &st, ph, &hit) == 0) {
+        int racy;
+        pthread_mutex_lock(&c->lock);
+        racy = hit->racy;
+        pthread_mutex_unlock(&c->lock);
+        if (!racy) {
+            *out = hit;
+            return 0;
+        }
+    }
 
+    struct timespec read_at;
+    clock_gettime(CLOCK_REALTIME, &read_at);
     fs_source src;
     r = fs_source_read(rootfd, rel, max, &src);
-    if (r < 0)
+    if (r < 0) {
+        fs_view_unref(c, hit);
         return r;
-    /* The file may have changed since the stat above: the read's own fstat is
-     * what the view is keyed by. */
-    if (fs_view_peek(c, &src.st, ph, out) == 0) {
-        fs_source_free(&src);
-        return 0;
+    }
+    if (hit) {
+        if (racy_still_good(c, hit, &src, &read_at)) {
+            fs_source_free(&src);
+            *out = hit;
+            return 0;
+        }
+        fs_view_unref(c, hit);
     }
     pthread_mutex_lock(&c->lock);
     c->misses++;
     c->builds++;
     pthread_mutex_unlock(&c->lock);
-    fs_view *v = view_build(pol, &src);
+    fs_view *v = view_build(pol, &src, &read_at);
     fs_source_free(&src);
     if (v == NULL)
         return -ENOMEM;
@@ -323,12 +375,18 @@ int fs_view_get(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel,
     fs_view *dead = NULL;
     pthread_mutex_lock(&c->lock);
     fs_view *other = lookup_locked(c, &v->key);
-    if (other) { /* built concurrently by another thread: the same bytes; keep one */
+    if (other && !other->racy && !v->racy) {
+        /* Built concurrently by another thread from the same settled
+         * version: the same bytes; keep one. */
         other->refs++;
         pthread_mutex_unlock(&c->lock);
         view_destroy(v);
         *out = other;
         return 0;
+    }
+    if (other && cache_remove(c, other)) { /* a racy entry is replaced by the newest read */
+        other->hnext = dead;
+        dead = other;
     }
     v->refs = 2; /* the cache's and the caller's */
     v->cached = 1;
