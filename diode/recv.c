@@ -525,7 +525,7 @@ static int loop_udp(receiver *r)
     static uint8_t bufs[RECV_BATCH][DIODE_HDR_LEN + DIODE_MAX_SYMBOL + 1];
     struct mmsghdr msgs[RECV_BATCH];
     struct iovec iov[RECV_BATCH];
-    double last = now_s();
+    double last = now_s(), linger_until = 0;
     for (;;) {
         struct pollfd p = {.fd = r->ch.fd, .events = POLLIN};
         const int pr = poll(&p, 1, RECV_BATCH_MS);
@@ -534,6 +534,8 @@ static int loop_udp(receiver *r)
         if (pr == 0) {
             publish_flush(r);
             if (r->idle_exit > 0 && now_s() - last > r->idle_exit)
+                return 0;
+            if (linger_until > 0 && now_s() >= linger_until)
                 return 0;
             continue;
         }
@@ -552,8 +554,15 @@ static int loop_udp(receiver *r)
         for (int i = 0; i < n; i++)
             diode_rx_packet(r->rx, bufs[i], msgs[i].msg_len);
         publish_maybe(r);
-        if (r->once && r->final_end_seen)
-            return 0;
+        if (r->once && r->final_end_seen) {
+            /* Keep the socket bound while the last repair packets are in
+             * flight: closing it at once would make our kernel answer them
+             * with ICMP port-unreachable, a packet back to the sender. */
+            if (linger_until == 0)
+                linger_until = now_s() + 1.0;
+            else if (now_s() >= linger_until)
+                return 0;
+        }
     }
 }
 
