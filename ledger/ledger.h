@@ -70,6 +70,13 @@ void ledger_close(ledger *l);
 
 /* ---- additions (auditing; used by `sluice ledger` and the tests) ----------- */
 
+/* Group-commit counters since ledger_open(): records / commits is the
+ * average batch (one fsync each). */
+typedef struct ledger_stats {
+    uint64_t commits, records, failed_commits;
+} ledger_stats;
+void ledger_get_stats(ledger *l, ledger_stats *out);
+
 /* "open-served" -> LEDGER_OPEN_SERVED; 0 or -EINVAL. */
 int ledger_event_parse(const char *name, ledger_event *out);
 

@@ -1,0 +1,175 @@
+/* tests/ledger/ledger_tool.c — a helper for the ledger's integration tests,
+ * examples and benchmark: it appends synthetic but realistic records through
+ * the real ledger_append() (nothing here writes SQL).
+ *
+ *   ledger_tool fill DB KEY N          append N varied records (deterministic)
+ *   ledger_tool bench DB KEY THREADS N append N records from THREADS threads
+ *                                      and print durable records per second
+ *
+ * Must never: be installed or used outside tests and examples. */
+#include "common/common.h"
+#include "ledger/ledger.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const ledger_hit hits_ssn[] = {{"us-ssn", 3}, {"email", 1}};
+static const ledger_hit hits_key[] = {{"aws-access-key", 1}};
+
+static ledger_record sample(unsigned i, char *path, size_t pathlen, char *src, char *srv)
+{
+    static const char *const files[] = {"docs/handbook.md", "hr/salaries.csv", "code/main.c",
+                                        "finance/q3.xlsx", "notes/meeting.txt"};
+    static const char *const procs[][2] = {{"cat", "/usr/bin/cat"},
+                                           {"python3", "/usr/bin/python3.11"},
+                                           {"grep", "/usr/bin/grep"}};
+    const unsigned f = i % SLUICE_ARRAY_LEN(files), p = i % SLUICE_ARRAY_LEN(procs);
+    snprintf(path, pathlen, "%s", files[f]);
+    uint8_t h[SHA256_LEN];
+    sha256_buf(files[f], strlen(files[f]), h); /* one stable checksum per file */
+    hex_encode(h, SHA256_LEN, src);
+    h[0] ^= 0x5a;
+    hex_encode(h, SHA256_LEN, srv);
+    ledger_record r = {
+        .event = LEDGER_OPEN_SERVED,
+        .pid = (pid_t)(1000 + i % 7),
+        .uid = 1000 + (i % 2),
+        .gid = 1000,
+        .process = procs[p][0],
+        .exe = procs[p][1],
+        .cgroup = "/sluice.slice/model-7.scope",
+        .session = "audit-2026-11",
+        .path = path,
+        .source_sha256 = src,
+        .served_sha256 = srv,
+        .size_served = 4096 + 512 * f,
+        .mime = "text/plain",
+        .policy_hash = "9f2c1d0e7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d",
+        .decision = "served",
+        .request_id = NULL,
+    };
+    if (f == 1) {
+        r.hits = hits_ssn;
+        r.nhits = 2;
+    } else if (f == 2) {
+        r.hits = hits_key;
+        r.nhits = 1;
+    }
+    if (f == 3) { /* a spreadsheet the policy does not allow */
+        r.event = LEDGER_OPEN_REFUSED;
+        r.decision = "refused";
+        r.reason = "type application/vnd.openxmlformats-officedocument.spreadsheetml.sheet not allowed";
+        r.mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+        r.served_sha256 = NULL;
+        r.size_served = 0;
+    }
+    return r;
+}
+
+static int open_or_die(const char *db, const char *key, ledger **l)
+{
+    char why[256];
+    int rc = ledger_open(db, key, l, why, sizeof why);
+    if (rc < 0)
+        fprintf(stderr, "ledger_tool: %s: %s\n", db, why);
+    return rc;
+}
+
+static int do_fill(const char *db, const char *key, unsigned n)
+{
+    ledger *l;
+    if (open_or_die(db, key, &l) < 0)
+        return 2;
+    ledger_record m = {.event = LEDGER_MOUNT, .pid = 999, .process = "sluicefs",
+                       .exe = "/usr/local/bin/sluicefs", .session = "audit-2026-11",
+                       .decision = "mounted", .path = "/data"};
+    ledger_record pl = {.event = LEDGER_POLICY_LOAD, .pid = 999, .process = "sluicefs",
+                        .policy_hash = "9f2c1d0e7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d",
+                        .path = "/etc/sluice/policy.yaml", .decision = "loaded"};
+    int rc = ledger_append(l, &m, NULL);
+    if (rc == 0)
+        rc = ledger_append(l, &pl, NULL);
+    for (unsigned i = 0; rc == 0 && i < n; i++) {
+        char path[64], src[SHA256_HEX_LEN], srv[SHA256_HEX_LEN];
+        ledger_record r = sample(i, path, sizeof path, src, srv);
+        rc = ledger_append(l, &r, NULL);
+    }
+    ledger_close(l);
+    if (rc < 0) {
+        fprintf(stderr, "ledger_tool: append: %s\n", strerror(-rc));
+        return 2;
+    }
+    return 0;
+}
+
+typedef struct bench_worker {
+    ledger *l;
+    unsigned n, id;
+    int rc;
+} bench_worker;
+
+static void *bench_thread(void *arg)
+{
+    bench_worker *w = arg;
+    for (unsigned i = 0; i < w->n && w->rc == 0; i++) {
+        char path[64], src[SHA256_HEX_LEN], srv[SHA256_HEX_LEN];
+        ledger_record r = sample(i * 16 + w->id, path, sizeof path, src, srv);
+        w->rc = ledger_append(w->l, &r, NULL);
+    }
+    return NULL;
+}
+
+static int do_bench(const char *db, const char *key, unsigned threads, unsigned n)
+{
+    ledger *l;
+    if (threads == 0 || threads > 256 || open_or_die(db, key, &l) < 0)
+        return 2;
+    bench_worker *w = calloc(threads, sizeof *w);
+    pthread_t *th = calloc(threads, sizeof *th);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned i = 0; i < threads; i++) {
+        w[i] = (bench_worker){.l = l, .n = n / threads + (i < n % threads), .id = i};
+        pthread_create(&th[i], NULL, bench_thread, &w[i]);
+    }
+    int rc = 0;
+    for (unsigned i = 0; i < threads; i++) {
+        pthread_join(th[i], NULL);
+        if (w[i].rc)
+            rc = w[i].rc;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ledger_stats stats;
+    ledger_get_stats(l, &stats);
+    ledger_close(l);
+    free(w);
+    free(th);
+    if (rc < 0) {
+        fprintf(stderr, "ledger_tool: append: %s\n", strerror(-rc));
+        return 2;
+    }
+    const double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("threads=%u records=%u seconds=%.3f records_per_second=%.0f commits=%" PRIu64
+           " records_per_commit=%.1f\n",
+           threads, n, s, n / s, stats.commits,
+           stats.commits ? (double)stats.records / (double)stats.commits : 0.0);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    log_init("ledger_tool", LOG_LVL_WARN);
+    if (argc == 5 && !strcmp(argv[1], "fill"))
+        return do_fill(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10));
+    if (argc == 6 && !strcmp(argv[1], "bench"))
+        return do_bench(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10),
+                        (unsigned)strtoul(argv[5], NULL, 10));
+    fprintf(stderr, "usage: ledger_tool fill DB KEY N | bench DB KEY THREADS N\n");
+    return 2;
+}
