@@ -505,9 +505,11 @@ static int loop_stream(receiver *r)
             if (r->ch.kind == DIODE_CHAN_FIFO && !r->once && !g_stop) {
                 /* The sender went away: wait for the next one. */
                 close(r->ch.fd);
-                r->ch.fd = open(r->from + 5, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                do
+                    r->ch.fd = open(r->from + 5, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                while (r->ch.fd < 0 && errno == EINTR && !g_stop);
                 if (r->ch.fd < 0)
-                    return -errno;
+                    return g_stop ? 0 : -errno;
                 continue;
             }
             return 0;
