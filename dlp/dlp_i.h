@@ -64,7 +64,7 @@ typedef struct dlp_rule {
     pcre2_code *re;
     uint32_t secret_group; /* 0 when the whole match is the finding */
     unsigned window;       /* longest possible match: the PCRE2 confirm window */
-    int prefiltered;       /* in the Vectorscan database */
+    int prefiltered;       /* in the Vectorscan database (its pattern, or its context words) */
 } dlp_rule;
 
 struct dlp_policy {
@@ -85,6 +85,9 @@ struct dlp_policy {
     hs_scratch_t *hs_proto; /* cloned per stream: scratch is per thread */
     pcre2_match_context *mctx;
     uint32_t max_groups;
+    uint32_t *ctx_rule;  /* Vectorscan ids >= nrules are context words: their rule */
+    uint32_t *ctx_len;   /* and their lengths */
+    size_t nctx_words;
     size_t hold;       /* bytes held back before a cut: window + context + lookahead */
     size_t ctx_before; /* bytes kept before a cut for lookbehind and context */
     int any_unfiltered;

@@ -66,6 +66,8 @@ void dlp_policy_free(dlp_policy *p)
         hs_free_database(p->hs);
     if (p->mctx)
         pcre2_match_context_free(p->mctx);
+    free(p->ctx_rule);
+    free(p->ctx_len);
     memset(p->key, 0, sizeof p->key);
     free(p->path);
     free(p);

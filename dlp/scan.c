@@ -40,7 +40,7 @@
 
 typedef struct interval {
     uint32_t rule;
-    uint64_t s, e; /* absolute; a match ends at or before e */
+    uint64_t s, last, e; /* absolute: matches start in [s, last] and end by e */
 } interval;
 
 typedef struct match {
@@ -111,23 +111,41 @@ static int on_hit(unsigned int id, unsigned long long from, unsigned long long t
     (void)from;
     (void)flags;
     dlp_stream *s = ctx;
-    const dlp_rule *r = &s->p->rules[id];
+    const struct dlp_policy *p = s->p;
     uint64_t e = s->hs_start + (uint64_t)to;
     if (e <= s->from)
         return 0;
-    uint64_t st = e > s->from + r->window ? e - r->window : s->from;
+    uint64_t st, last, end;
+    if (id < p->nrules) {
+        /* a candidate match end: the match started at most `window` before */
+        const dlp_rule *r = &p->rules[id];
+        st = e > s->from + r->window ? e - r->window : s->from;
+        last = e - 1;
+        end = e;
+    } else {
+        /* a context word at [e - len, e): a match that counts has its finding
+         * within ctx_window of it, so it lies in this window */
+        uint32_t k = id - (unsigned)p->nrules;
+        id = p->ctx_rule[k];
+        const dlp_rule *r = &p->rules[id];
+        uint64_t back = (uint64_t)p->ctx_len[k] + r->ctx_window + r->window;
+        st = e > s->from + back ? e - back : s->from;
+        last = e + r->ctx_window;
+        end = last + r->window;
+    }
     interval *o = &s->open[id];
-    if (o->e && st <= o->e + 1 && e >= o->s) {
-        if (e > o->e)
-            o->e = e;
+    if (o->e && st <= o->e + 1 && end >= o->s) {
+        if (end > o->e)
+            o->e = end;
+        if (last > o->last)
+            o->last = last;
         if (st < o->s)
             o->s = st;
         return 0;
     }
-    if (o->e && push_iv(s, (interval){id, o->s, o->e}))
+    if (o->e && push_iv(s, *o))
         return 1;
-    o->s = st;
-    o->e = e;
+    *o = (interval){id, st, last, end};
     return 0;
 }
 
@@ -148,7 +166,7 @@ static int prefilter(dlp_stream *s, uint64_t L)
     uint64_t start = s->from - s->base >= HS_LOOKBEHIND ? s->from - HS_LOOKBEHIND : s->base;
     s->hs_start = start;
     for (size_t i = 0; i < p->nrules; i++)
-        s->open[i] = (interval){(uint32_t)i, 0, 0};
+        s->open[i] = (interval){(uint32_t)i, 0, 0, 0};
     if (p->hs) {
         hs_error_t he = hs_scan(p->hs, (const char *)s->buf + (start - s->base),
                                 (unsigned int)(L - start), 0, s->scratch, on_hit, s);
@@ -157,9 +175,9 @@ static int prefilter(dlp_stream *s, uint64_t L)
     }
     for (size_t i = 0; i < p->nrules; i++) {
         if (!p->rules[i].prefiltered) {
-            if (push_iv(s, (interval){(uint32_t)i, s->from, L}))
+            if (push_iv(s, (interval){(uint32_t)i, s->from, L, L}))
                 return fail(s, -ENOMEM, "out of memory");
-        } else if (s->open[i].e && push_iv(s, (interval){(uint32_t)i, s->open[i].s, s->open[i].e})) {
+        } else if (s->open[i].e && push_iv(s, s->open[i])) {
             return fail(s, -ENOMEM, "out of memory");
         }
     }
@@ -170,6 +188,8 @@ static int prefilter(dlp_stream *s, uint64_t L)
         if (w && s->iv[w - 1].rule == s->iv[i].rule && s->iv[i].s <= s->iv[w - 1].e + 1) {
             if (s->iv[i].e > s->iv[w - 1].e)
                 s->iv[w - 1].e = s->iv[i].e;
+            if (s->iv[i].last > s->iv[w - 1].last)
+                s->iv[w - 1].last = s->iv[i].last;
         } else {
             s->iv[w++] = s->iv[i];
         }
@@ -192,13 +212,18 @@ static int push_match(dlp_stream *s, match m)
     return 0;
 }
 
+static inline uint8_t lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+/* Case-insensitive (ASCII) substring search; the first byte is compared
+ * inline because most positions fail there. */
 static int ci_find(const uint8_t *hay, size_t hlen, const char *needle)
 {
     size_t nlen = strlen(needle);
     if (nlen == 0 || nlen > hlen)
         return 0;
+    uint8_t first = lower((uint8_t)needle[0]);
     for (size_t i = 0; i + nlen <= hlen; i++)
-        if (strncasecmp((const char *)hay + i, needle, nlen) == 0)
+        if (lower(hay[i]) == first && strncasecmp((const char *)hay + i + 1, needle + 1, nlen - 1) == 0)
             return 1;
     return 0;
 }
@@ -268,7 +293,9 @@ static int confirm(dlp_stream *s, uint32_t ri, uint64_t is, uint64_t ie, uint64_
         if (push_match(s, (match){s->base + ms, s->base + me, s->base + fs, s->base + fe, ri,
                                   (uint8_t)ok}))
             return fail(s, -ENOMEM, "out of memory");
-        pos = me;
+        /* A rejected match (bad checksum, no context, allowed value) consumes
+         * nothing: a finding overlapping it must still be found. */
+        pos = ok ? me : ms + 1;
     }
     return 0;
 }
@@ -346,7 +373,8 @@ static int scan_round(dlp_stream *s, uint64_t L, int final, int *progress)
     for (size_t i = 0; i < s->niv; i++) {
         const interval *v = &s->iv[i];
         uint64_t se = v->e + DLP_LOOKAHEAD < L ? v->e + DLP_LOOKAHEAD : L;
-        if ((rc = confirm(s, v->rule, v->s, v->e, se, final && se == L)))
+        uint64_t last = v->last < se ? v->last : se;
+        if ((rc = confirm(s, v->rule, v->s, last, se, final && se == L)))
             return rc;
     }
     uint64_t C = L;
@@ -357,6 +385,13 @@ static int scan_round(dlp_stream *s, uint64_t L, int final, int *progress)
             for (size_t i = 0; i < s->nm; i++)
                 if (s->m[i].s < C && s->m[i].e > C) {
                     C = s->m[i].s;
+                    changed = 1;
+                }
+            /* a context window is searched as a unit: never cut through one */
+            for (size_t i = 0; i < s->niv; i++)
+                if (p->rules[s->iv[i].rule].nctx && p->rules[s->iv[i].rule].prefiltered &&
+                    s->iv[i].s < C && s->iv[i].e > C) {
+                    C = s->iv[i].s;
                     changed = 1;
                 }
         }
