@@ -21,6 +21,11 @@ check_contains "the error names the channel" "$err" "sluice-diode: fd:0: fd 0 mu
 err=$("$DIODE" recv --from udp:127.0.0.1:1 --vault v0 --key /nonexistent 2>&1); rc=$?
 check_eq "a missing key file is a setup error (3)" 3 $rc
 check_contains "the error names the key file" "$err" "sluice-diode: /nonexistent:"
+if command -v man >/dev/null; then
+    page=$(MANWIDTH=80 man -l "$ROOT/man/sluice-diode.8" 2>/dev/null)
+    check_contains "man page renders with its wire format" "$page" "CRC-32C of header bytes 0-43"
+    check_contains "man page documents exit codes" "$page" "EXIT STATUS"
+fi
 chmod 644 key; err=$("$DIODE" recv --from fd:0 --vault v0 --key key 2>&1 </dev/null); rc=$?
 chmod 600 key
 check_eq "a group-readable key is refused" 3 $rc
