@@ -60,6 +60,7 @@ struct ledger {
     int leader_active, gathering;
     ledger_stats stats;
     const char *step; /* what the current leader is doing, for the failure log */
+    char errmsg[256]; /* SQLite's message for the last failed batch ("-": not SQLite's) */
 };
 
 static const char *const event_names[] = {
@@ -476,6 +477,7 @@ static int check_identity(ledger *l)
 
 static int write_batch(ledger *l, ledger_waiter *batch)
 {
+    snprintf(l->errmsg, sizeof l->errmsg, "-");
     int rc = check_identity(l);
     if (rc < 0) {
         l->step = "ledger file removed or replaced";
@@ -484,6 +486,7 @@ static int write_batch(ledger *l, ledger_waiter *batch)
     l->step = "begin";
     rc = sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
+        snprintf(l->errmsg, sizeof l->errmsg, "%s", sqlite3_errmsg(l->db));
         rc = ledger_sqlite_errno(l->db, rc);
         return rc ? rc : -EIO;
     }
@@ -502,6 +505,8 @@ static int write_batch(ledger *l, ledger_waiter *batch)
         if (src != SQLITE_OK && rc == 0)
             rc = -EIO;
     }
+    if (rc < 0 && sqlite3_errcode(l->db) != SQLITE_OK) /* before ROLLBACK resets it */
+        snprintf(l->errmsg, sizeof l->errmsg, "%s", sqlite3_errmsg(l->db));
     if (rc < 0 && !sqlite3_get_autocommit(l->db))
         sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
@@ -512,14 +517,16 @@ int ledger_append(ledger *l, const ledger_record *r, uint64_t *seq)
     if (!l || !r || !ledger_event_name(r->event))
         return -EINVAL;
     ledger_waiter w = {.rec = r};
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ledger_format_time(&ts, w.time);
     int rc = ledger_hits_json(r->hits, r->nhits, &w.hits_json);
     if (rc < 0)
         return rc;
 
     pthread_mutex_lock(&l->lock);
+    /* Stamped under the queue lock: within one process, time never goes
+     * backwards as seq goes forward (auditors read them side by side). */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ledger_format_time(&ts, w.time);
     if (l->qtail)
         l->qtail->next = &w;
     else
@@ -565,11 +572,9 @@ int ledger_append(ledger *l, const ledger_record *r, uint64_t *seq)
 
         int brc = write_batch(l, batch);
         if (brc < 0) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(l->db));
             log_error("msg=\"ledger append failed: access must be refused\" ledger=%s step=\"%s\" "
                       "records=%zu err=\"%s\" sqlite=\"%s\"",
-                      l->path, l->step, n, strerror(-brc), msg);
+                      l->path, l->step, n, strerror(-brc), l->errmsg);
         }
 
         pthread_mutex_lock(&l->lock);

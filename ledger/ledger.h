@@ -59,13 +59,21 @@ typedef struct ledger_record {
 
 /* Open (creating and migrating as needed) the ledger at `path`, sealing
  * records with the key in `key_path` (see key_load()). 0 or -errno; `why`
- * gets a human reason. */
+ * gets a human reason. -EKEYREJECTED: the ledger is sealed with another key.
+ * Open it after any fork()/daemon() (a SQLite connection must not cross a
+ * fork). One handle serves any number of threads; several processes may
+ * append to one ledger (the chain stays linear). */
 int ledger_open(const char *path, const char *key_path, ledger **out, char *why, size_t whylen);
 
 /* Append one record; returns when it is durable. *seq (may be NULL) gets its
- * sequence number. 0 or negative: the access must then be refused. */
+ * sequence number. 0 or negative: the access must then be refused
+ * (-ENOSPC disk full, -EBUSY locked by another process for more than 5 s,
+ * -EUCLEAN corrupted, -ESTALE or -ENOENT the file was removed or replaced,
+ * -EIO ...; the reason is also logged). Thread-safe: concurrent appends
+ * share one transaction and one fsync (group commit). */
 int ledger_append(ledger *l, const ledger_record *r, uint64_t *seq);
 
+/* Only once no thread is inside ledger_append() on `l`. */
 void ledger_close(ledger *l);
 
 /* ---- additions (auditing; used by `sluice ledger` and the tests) ----------- */

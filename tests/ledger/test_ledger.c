@@ -612,6 +612,68 @@ static void test_archive_tampered_segment(void **state)
     expect_bad(f, NULL, 0, 1, "missing");
 }
 
+/* Another process holds the write lock longer than the busy timeout: the
+ * append fails (the access is refused), nothing half-written remains, and
+ * appends work again once the lock is gone. */
+static void test_locked_database_refuses(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 2);
+    ledger *l;
+    char why[256];
+    assert_int_equal(ledger_open(f->db, f->key, &l, why, sizeof why), 0);
+    sqlite3 *other;
+    assert_int_equal(sqlite3_open(f->db, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    ledger_record r = served("while-locked");
+    assert_int_equal(ledger_append(l, &r, NULL), -EBUSY);
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    uint64_t seq;
+    r.path = "after-lock";
+    assert_int_equal(ledger_append(l, &r, &seq), 0);
+    assert_int_equal(seq, 3);
+    ledger_close(l);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records WHERE path = 'while-locked'"), 0);
+    expect_clean(f, NULL, 0, 3);
+}
+
+/* A database overwritten with garbage is refused at open, and an open
+ * handle whose file is replaced by another refuses to append. */
+static void test_corrupted_database_refuses(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 5);
+    ledger *l;
+    char why[256];
+    FILE *fp = fopen(f->db, "r+");
+    assert_non_null(fp);
+    static char junk[8192];
+    memset(junk, 0x5a, sizeof junk);
+    assert_int_equal(fwrite(junk, 1, sizeof junk, fp), sizeof junk);
+    fclose(fp);
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", f->db);
+    unlink(wal);
+    assert_true(ledger_open(f->db, f->key, &l, why, sizeof why) < 0);
+    ledger_verify_report rep;
+    assert_true(ledger_verify(f->db, f->key, NULL, 0, &rep) < 0);
+
+    /* Replaced under an open handle. */
+    char db2[160];
+    snprintf(db2, sizeof db2, "%s/second.db", f->dir);
+    assert_int_equal(ledger_open(db2, f->key, &l, why, sizeof why), 0);
+    ledger_record r = served("x");
+    assert_int_equal(ledger_append(l, &r, NULL), 0);
+    char moved[170];
+    snprintf(moved, sizeof moved, "%s.old", db2);
+    assert_int_equal(rename(db2, moved), 0);
+    fp = fopen(db2, "w");
+    fclose(fp);
+    assert_int_equal(ledger_append(l, &r, NULL), -ESTALE);
+    ledger_close(l);
+}
+
 /* ---- crash: SIGKILL while 16 threads append ----------------------------------------- */
 
 typedef struct crash_worker {
@@ -802,6 +864,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoint_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_archive_keeps_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_archive_tampered_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_locked_database_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupted_database_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_loses_nothing_claimed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_disk_refuses, setup, teardown),
     };
