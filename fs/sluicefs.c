@@ -6,19 +6,23 @@
  * the ledger record is durable; open a special file; follow a symlink out of
  * SOURCE; modify SOURCE (not even atime).
  *
- * Why the high-level (path-based) libfuse API: every access has to be
- * resolved from the SOURCE directory fd with openat2(RESOLVE_BENEATH), which
- * needs the path relative to SOURCE; the high-level library hands us exactly
- * that and keeps the node table. The hot paths (read from an in-memory view,
- * open of a cached view) cost the same in both APIs, and fuse_invalidate_path()
- * gives us the kernel cache invalidation we need when a view changes.
+ * Why the low-level libfuse API (the shape of libfuse's passthrough_hp): a
+ * FUSE inode must stand for one source inode, as on a native file system.
+ * When a file is replaced by rename (how the diode's vault publishes), the
+ * new version gets a new FUSE inode with its own page cache and size, so a
+ * reader that opened the old version keeps reading the old version whole
+ * while new opens see the new one: no reader ever gets a mix. The high-level
+ * API ties inodes to path names and cannot do that. Every access is still
+ * resolved by path from the SOURCE directory fd with openat2(RESOLVE_BENEATH)
+ * (fs/source.c); an inode whose path now leads to another source inode answers
+ * ESTALE, which makes the kernel look the name up again.
  *
  * Sizes and stat: a file's size is the size of its view, which exists only
- * after sanitizing it. getattr of a single regular file builds its view (once:
- * it is cached); readdir never does (readdirplus is disabled and d_type is
- * filled from the directory entry), so listing or `find` over thousands of
- * files sanitizes nothing. Each open re-stats the source and uses the view
- * for that exact version; reads of an open file always come from the view it
+ * after sanitizing it. lookup/getattr of a single regular file builds its view
+ * (once: it is cached); readdir never does (readdirplus is disabled, d_type
+ * comes from the directory entry), so a listing or `find` over thousands of
+ * files sanitizes nothing. Each open re-stats the source and uses the view of
+ * that exact version; reads of an open file always come from the view it
  * pinned at open, so stat size == bytes served and no read mixes versions.
  */
 #define FUSE_USE_VERSION 314
@@ -30,7 +34,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <openssl/rand.h>
@@ -47,19 +50,19 @@
 #include <unistd.h>
 
 /* Kernel attribute/entry cache lifetime. Opens always re-stat the source, so
- * this only bounds how long `stat` may show the previous version's size after
- * the source changes behind our back (we get no notification of that). One
- * second keeps `ls -l`/`stat` of unchanged files off the daemon while a
+ * this only bounds how long `stat` may show the previous version after the
+ * source changes behind our back (we get no notification of that). One
+ * second keeps repeated `stat`s of unchanged files off the daemon while a
  * changed source shows up almost at once. */
 #define FS_ATTR_TIMEOUT 1.0
 #define FS_ENTRY_TIMEOUT 1.0
-#define FS_NEGATIVE_TIMEOUT 1.0
 /* Largest request: 1 MiB reads (256 pages). */
 #define FS_MAX_READ (1u << 20)
 /* libmagic looks at no more than this much of a file's start. */
 #define FS_CLASSIFY_BYTES (1u << 20)
 #define FS_DEFAULT_CACHE (512ull << 20)
 #define FS_MAX_THREADS 64
+#define INODE_BUCKETS 65536u
 
 /* ---- state ----------------------------------------------------------------- */
 
@@ -71,15 +74,35 @@ struct fs_opts {
     int nonopts;
 };
 
-/* What the kernel last got for a path: keep_cache is safe only while the view
- * served is byte-identical to that. */
-struct seen {
-    struct seen *next;
-    char served_sha256[SHA256_HEX_LEN];
-    size_t len;
-    char path[];
+enum fs_kind {
+    FS_KIND_DIR = 1,
+    FS_KIND_FILE,    /* a regular file: served as its view (or refused by the engine) */
+    FS_KIND_REFUSED, /* special file, symlink out of SOURCE or looping: shown, never opened */
 };
-#define SEEN_BUCKETS 16384u
+
+/* One FUSE inode = one version of one source inode: (dev, ino) and, for
+ * regular files, the ctime, which every write, truncate or rename changes.
+ * A rewritten or replaced file is a new FUSE inode with its own page cache
+ * and size, so an fd opened on the old version keeps reading that version
+ * whole and no reader can get a mix; the ctime also tells apart a new file
+ * that got a recycled inode number (ext4 reuses them at once). The symlink
+ * itself stands for refused links. The nodeid is the address (passthrough_hp's
+ * choice): no lookup table on the hot path. */
+struct fs_inode {
+    dev_t dev;
+    ino_t sino;
+    struct timespec ctime; /* zero for directories and refused entries */
+    enum fs_kind kind;
+    uint64_t generation;
+    uint64_t nlookup;              /* kernel references; freed at 0 (root never) */
+    char *path;                    /* relative to SOURCE, as last looked up */
+    /* what the kernel last got for this inode: keep_cache is safe only while
+     * the view served is byte-identical to it */
+    int served_known;
+    char served_sha256[SHA256_HEX_LEN];
+    size_t served_len;
+    struct fs_inode *hnext;
+};
 
 static struct {
     struct fs_opts o;
@@ -88,13 +111,15 @@ static struct {
     uint64_t max_size_opt; /* 0: from the policy */
     fs_cache *cache;
     ledger *ledger;
-    struct fuse *fuse;
+    struct fuse_session *se;
 
     pthread_rwlock_t pol_lock; /* builders hold it shared; reload swaps exclusively */
     dlp_policy *pol;
 
-    pthread_mutex_t seen_lock;
-    struct seen *seen[SEEN_BUCKETS];
+    pthread_mutex_t ino_lock;
+    struct fs_inode root;
+    struct fs_inode *inodes[INODE_BUCKETS];
+    uint64_t next_generation;
 
     char mount_id[17];
     atomic_uint_fast64_t req_counter;
@@ -103,9 +128,17 @@ static struct {
     atomic_int stopping;
 } g;
 
-/* An open file: the view it pinned. */
+/* An open file: the view it pinned and the attributes it was opened with. */
 struct fs_handle {
     fs_view *view;
+    struct stat st;
+};
+
+/* An open directory. */
+struct fs_dir {
+    DIR *dir;
+    off_t offset;
+    char rel[];
 };
 
 static uint64_t max_size_locked(void)
@@ -114,14 +147,6 @@ static uint64_t max_size_locked(void)
     if (g.max_size_opt && (pmax == 0 || g.max_size_opt < pmax))
         return g.max_size_opt;
     return pmax ? pmax : UINT64_MAX;
-}
-
-/* "/a/b" -> "a/b", "/" -> "." */
-static const char *relpath(const char *path)
-{
-    while (*path == '/')
-        path++;
-    return *path ? path : ".";
 }
 
 /* ---- the reader's identity (for the ledger) --------------------------------- */
@@ -146,9 +171,9 @@ static void read_small(const char *path, char *out, size_t outlen)
     out[n > 0 ? n : 0] = '\0';
 }
 
-static void reader_identify(struct reader *r)
+static void reader_identify(fuse_req_t req, struct reader *r)
 {
-    const struct fuse_context *ctx = fuse_get_context();
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
     r->pid = ctx->pid;
     r->uid = ctx->uid;
     r->gid = ctx->gid;
@@ -215,76 +240,150 @@ static const char *refusal_reason(int err)
     }
 }
 
-/* ---- kernel cache coherence ------------------------------------------------- */
+/* ---- inodes ------------------------------------------------------------------ */
 
-static unsigned seen_bucket(const char *path)
+static struct fs_inode *inode_of(fuse_ino_t ino)
 {
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % SEEN_BUCKETS;
+    return ino == FUSE_ROOT_ID ? &g.root : (struct fs_inode *)(uintptr_t)ino;
 }
 
-/* Record that the kernel is getting `v` for `path`; 1 when it is byte-identical
- * to what the kernel got last time (so its page cache may be kept), 0 when the
- * content changed (or is new) and the kernel's caches must be dropped. */
-static int seen_update(const char *path, const fs_view *v, int *was_known)
+static fuse_ino_t nodeid_of(struct fs_inode *i)
 {
-    unsigned b = seen_bucket(path);
-    int same = 0;
-    *was_known = 0;
-    pthread_mutex_lock(&g.seen_lock);
-    struct seen *s = g.seen[b];
-    while (s && strcmp(s->path, path) != 0)
-        s = s->next;
-    if (s) {
-        *was_known = 1;
-        same = s->len == v->len && strcmp(s->served_sha256, v->served_sha256) == 0;
-    } else {
-        s = malloc(sizeof *s + strlen(path) + 1);
-        if (s) {
-            strcpy(s->path, path);
-            s->next = g.seen[b];
-            g.seen[b] = s;
+    return i == &g.root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)i;
+}
+
+/* Regular files are versions; directories keep one inode while their
+ * entries change (their ctime changes with every entry). */
+static struct timespec identity_ctime(const struct stat *st, enum fs_kind kind)
+{
+    return kind == FS_KIND_FILE ? st->st_ctim : (struct timespec){0, 0};
+}
+
+static int same_identity(const struct fs_inode *i, const struct stat *st, enum fs_kind kind)
+{
+    const struct timespec c = identity_ctime(st, kind);
+    return i->kind == kind && i->dev == st->st_dev && i->sino == st->st_ino &&
+           i->ctime.tv_sec == c.tv_sec && i->ctime.tv_nsec == c.tv_nsec;
+}
+
+static unsigned inode_bucket(dev_t dev, ino_t sino, enum fs_kind kind)
+{
+    uint64_t h = ((uint64_t)dev * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)sino * 0xC2B2AE3D27D4EB4Full) ^ (uint64_t)kind;
+    h ^= h >> 31;
+    return (unsigned)(h % INODE_BUCKETS);
+}
+
+/* The relative path of an inode, copied (the inode's may be replaced by a
+ * concurrent lookup). NULL on allocation failure. */
+static char *inode_path(struct fs_inode *i)
+{
+    pthread_mutex_lock(&g.ino_lock);
+    char *p = strdup(i->path);
+    pthread_mutex_unlock(&g.ino_lock);
+    return p;
+}
+
+/* Find or make the inode for a source identity, count one kernel reference
+ * and remember the path it was reached by. */
+static struct fs_inode *inode_get(const struct stat *st, enum fs_kind kind, const char *rel)
+{
+    char *path = strdup(rel);
+    if (path == NULL)
+        return NULL;
+    const dev_t dev = st->st_dev;
+    const ino_t sino = st->st_ino;
+    pthread_mutex_lock(&g.ino_lock);
+    unsigned b = inode_bucket(dev, sino, kind);
+    struct fs_inode *i = g.inodes[b];
+    while (i && !same_identity(i, st, kind))
+        i = i->hnext;
+    if (i == NULL) {
+        i = calloc(1, sizeof *i);
+        if (i == NULL) {
+            pthread_mutex_unlock(&g.ino_lock);
+            free(path);
+            return NULL;
         }
+        i->dev = dev;
+        i->sino = sino;
+        i->ctime = identity_ctime(st, kind);
+        i->kind = kind;
+        i->generation = ++g.next_generation;
+        i->hnext = g.inodes[b];
+        g.inodes[b] = i;
     }
-    if (s) {
-        memcpy(s->served_sha256, v->served_sha256, sizeof s->served_sha256);
-        s->len = v->len;
+    i->nlookup++;
+    free(i->path);
+    i->path = path;
+    pthread_mutex_unlock(&g.ino_lock);
+    return i;
+}
+
+static void inode_forget(struct fs_inode *i, uint64_t n)
+{
+    if (i == &g.root)
+        return;
+    pthread_mutex_lock(&g.ino_lock);
+    i->nlookup = n >= i->nlookup ? 0 : i->nlookup - n;
+    if (i->nlookup > 0) {
+        pthread_mutex_unlock(&g.ino_lock);
+        return;
     }
-    pthread_mutex_unlock(&g.seen_lock);
+    struct fs_inode **pp = &g.inodes[inode_bucket(i->dev, i->sino, i->kind)];
+    while (*pp && *pp != i)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = i->hnext;
+    pthread_mutex_unlock(&g.ino_lock);
+    free(i->path);
+    free(i);
+}
+
+/* Record that the kernel is getting `v` for inode `i`; 1 when it is
+ * byte-identical to what the kernel got last time (its page cache may be
+ * kept). *was_known: the kernel may hold pages or a size of an older view. */
+static int inode_served(struct fs_inode *i, const fs_view *v, int *was_known)
+{
+    pthread_mutex_lock(&g.ino_lock);
+    *was_known = i->served_known;
+    int same = i->served_known && i->served_len == v->len &&
+               strcmp(i->served_sha256, v->served_sha256) == 0;
+    i->served_known = 1;
+    i->served_len = v->len;
+    memcpy(i->served_sha256, v->served_sha256, sizeof i->served_sha256);
+    pthread_mutex_unlock(&g.ino_lock);
     return same;
 }
 
-/* After a policy reload every view may change: drop what the kernel caches
- * for every path it was served, and forget them. */
-static void seen_invalidate_all(void)
+/* After a policy change every view may differ: make the kernel drop the
+ * sizes and pages it holds for every inode it was served. The notifications
+ * are sent without holding ino_lock: the kernel may need our worker threads
+ * (which take that lock) to finish reads before it can drop pages. */
+static void inodes_invalidate_all(void)
 {
-    pthread_mutex_lock(&g.seen_lock);
-    struct seen *all = NULL;
-    for (unsigned b = 0; b < SEEN_BUCKETS; b++) {
-        struct seen *s = g.seen[b];
-        while (s) {
-            struct seen *n = s->next;
-            s->next = all;
-            all = s;
-            s = n;
+    size_t n = 0, cap = 1024;
+    fuse_ino_t *ids = malloc(cap * sizeof *ids);
+    pthread_mutex_lock(&g.ino_lock);
+    for (unsigned b = 0; b < INODE_BUCKETS; b++)
+        for (struct fs_inode *i = g.inodes[b]; i; i = i->hnext) {
+            if (!i->served_known)
+                continue;
+            i->served_known = 0;
+            if (n == cap) {
+                fuse_ino_t *nids = realloc(ids, 2 * cap * sizeof *ids);
+                if (nids == NULL)
+                    continue;
+                ids = nids;
+                cap *= 2;
+            }
+            if (ids)
+                ids[n++] = nodeid_of(i);
         }
-        g.seen[b] = NULL;
-    }
-    pthread_mutex_unlock(&g.seen_lock);
-    size_t n = 0;
-    while (all) {
-        struct seen *nx = all->next;
-        char p[PATH_MAX + 2];
-        snprintf(p, sizeof p, "/%s", all->path);
-        /* -ENOENT: the kernel has forgotten the node already; nothing cached. */
-        fuse_invalidate_path(g.fuse, p);
-        free(all);
-        all = nx;
-        n++;
-    }
-    log_info("msg=\"kernel caches invalidated\" paths=%zu", n);
+    pthread_mutex_unlock(&g.ino_lock);
+    for (size_t k = 0; k < n; k++)
+        fuse_lowlevel_notify_inval_inode(g.se, ids[k], 0, 0); /* -ENOENT: already forgotten */
+    free(ids);
+    log_info("msg=\"kernel caches invalidated\" inodes=%zu", n);
 }
 
 /* ---- attributes ---------------------------------------------------------------- */
@@ -304,33 +403,25 @@ static void refused_attrs(struct stat *st)
     st->st_blocks = 0;
     st->st_rdev = 0;
     st->st_nlink = 1;
+    ro_attrs(st);
 }
 
-static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+static void view_attrs(struct stat *st, const fs_view *v)
 {
-    if (fi && fi->fh) { /* fstat of an open file: the view it serves */
-        const struct fs_handle *h = (const struct fs_handle *)(uintptr_t)fi->fh;
-        *st = (struct stat){0};
-        st->st_mode = S_IFREG | 0444;
-        st->st_nlink = 1;
-        st->st_dev = h->view->key.dev;
-        st->st_ino = h->view->key.ino;
-        st->st_size = (off_t)h->view->len;
-        st->st_blocks = (blkcnt_t)((h->view->len + 511) / 512);
-        st->st_mtim = h->view->key.mtime;
-        st->st_ctim = h->view->key.ctime;
-        st->st_atim = h->view->key.mtime;
-        /* Mode and owner of the source as it is now; size and times of the view. */
-        struct stat cur;
-        if (fs_source_stat(g.rootfd, relpath(path ? path : "/"), &cur) == 0 && S_ISREG(cur.st_mode)) {
-            st->st_mode = S_IFREG | (cur.st_mode & 07777);
-            st->st_uid = cur.st_uid;
-            st->st_gid = cur.st_gid;
-        }
-        ro_attrs(st);
-        return 0;
-    }
-    const char *rel = relpath(path);
+    st->st_size = (off_t)v->len;
+    st->st_blocks = (blkcnt_t)((v->len + 511) / 512);
+    st->st_mtim = v->key.mtime;
+    st->st_ctim = v->key.ctime;
+    st->st_ino = v->key.ino;
+    st->st_dev = v->key.dev;
+    ro_attrs(st);
+}
+
+/* What `rel` is now: its kind, the source identity (in st) and attributes as
+ * served. Regular files get their view built (or found in the cache). Under
+ * hide_denied, whatever would be refused does not exist (-ENOENT). */
+static int resolve_entry(const char *rel, struct stat *st, enum fs_kind *kind)
+{
     int r = fs_source_stat(g.rootfd, rel, st);
     if (r == -EXDEV || r == -ELOOP) {
         if (g.o.hide_denied)
@@ -344,58 +435,151 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
             return r;
         st->st_mode = S_IFREG | 0444;
         refused_attrs(st);
+        *kind = FS_KIND_REFUSED;
         return 0;
     }
     if (r < 0)
         return r;
     if (S_ISDIR(st->st_mode)) {
         ro_attrs(st);
+        *kind = FS_KIND_DIR;
         return 0;
     }
     if (!S_ISREG(st->st_mode)) {
         if (g.o.hide_denied)
             return -ENOENT;
         refused_attrs(st);
-        ro_attrs(st);
+        *kind = FS_KIND_REFUSED;
         return 0;
     }
+    *kind = FS_KIND_FILE;
     fs_view *v = NULL;
     pthread_rwlock_rdlock(&g.pol_lock);
     r = fs_view_get(g.cache, g.pol, g.rootfd, rel, max_size_locked(), &v);
     pthread_rwlock_unlock(&g.pol_lock);
     if (r == -ENOENT || r == -ENOTDIR)
         return r;
+    if (r == -EISDIR || r == -EPERM || r == -EXDEV || r == -ELOOP)
+        return -ESTALE; /* changed kind between the two looks: look again */
     if (r < 0 || v->status < 0) {
+        if (v) { /* identity of the version that was refused */
+            st->st_dev = v->key.dev;
+            st->st_ino = v->key.ino;
+        }
         fs_view_unref(g.cache, v);
         if (g.o.hide_denied)
             return -ENOENT;
         refused_attrs(st);
-        ro_attrs(st);
         return 0;
     }
-    /* The identity the view was built from (it may be newer than our stat). */
-    st->st_size = (off_t)v->len;
-    st->st_blocks = (blkcnt_t)((v->len + 511) / 512);
-    st->st_mtim = v->key.mtime;
-    st->st_ctim = v->key.ctime;
-    st->st_ino = v->key.ino;
+    view_attrs(st, v);
     fs_view_unref(g.cache, v);
-    ro_attrs(st);
     return 0;
+}
+
+static char *child_path(const char *parent, const char *name)
+{
+    char *p;
+    if (strcmp(parent, ".") == 0)
+        p = strdup(name);
+    else if (asprintf(&p, "%s/%s", parent, name) < 0)
+        p = NULL;
+    return p;
+}
+
+/* ---- lookup / forget / getattr -------------------------------------------------- */
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    char *pp = inode_path(inode_of(parent));
+    char *rel = pp ? child_path(pp, name) : NULL;
+    free(pp);
+    if (rel == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    enum fs_kind kind;
+    int r = resolve_entry(rel, &e.attr, &kind);
+    if (r == -ESTALE)
+        r = resolve_entry(rel, &e.attr, &kind);
+    if (r < 0) {
+        free(rel);
+        fuse_reply_err(req, -r);
+        return;
+    }
+    struct fs_inode *i = inode_get(&e.attr, kind, rel);
+    free(rel);
+    if (i == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    e.ino = nodeid_of(i);
+    e.generation = i->generation;
+    e.attr_timeout = FS_ATTR_TIMEOUT;
+    e.entry_timeout = FS_ENTRY_TIMEOUT;
+    if (fuse_reply_entry(req, &e) == -ENOENT) /* the lookup was interrupted */
+        inode_forget(i, 1);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    inode_forget(inode_of(ino), nlookup);
+    fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    for (size_t k = 0; k < count; k++)
+        inode_forget(inode_of(forgets[k].ino), forgets[k].nlookup);
+    fuse_reply_none(req);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    if (fi && fi->fh) { /* fstat of an open file: the view it serves */
+        const struct fs_handle *h = (const struct fs_handle *)(uintptr_t)fi->fh;
+        fuse_reply_attr(req, &h->st, FS_ATTR_TIMEOUT);
+        return;
+    }
+    struct fs_inode *i = inode_of(ino);
+    char *rel = inode_path(i);
+    if (rel == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    struct stat st;
+    enum fs_kind kind;
+    int r = resolve_entry(rel, &st, &kind);
+    free(rel);
+    if (r == 0 && i != &g.root && !same_identity(i, &st, kind))
+        r = -ESTALE; /* the name now leads elsewhere: the kernel looks it up again */
+    if (r < 0) {
+        fuse_reply_err(req, -r);
+        return;
+    }
+    fuse_reply_attr(req, &st, FS_ATTR_TIMEOUT);
 }
 
 /* ---- open / read / release -------------------------------------------------------- */
 
-static int fs_open(const char *path, struct fuse_file_info *fi)
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & (O_TRUNC | O_CREAT)))
-        return -EROFS;
-    const char *rel = relpath(path);
-    struct reader rd;
-    reader_identify(&rd);
-    char rid[48];
-    next_request_id(rid, sizeof rid);
-
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & (O_TRUNC | O_CREAT))) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    struct fs_inode *i = inode_of(ino);
+    if (i->kind == FS_KIND_DIR) {
+        fuse_reply_err(req, EISDIR);
+        return;
+    }
+    char *rel = inode_path(i);
+    if (rel == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
     fs_view *v = NULL;
     char policy_hash[SHA256_HEX_LEN];
     pthread_rwlock_rdlock(&g.pol_lock);
@@ -403,6 +587,29 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
     int r = fs_view_get(g.cache, g.pol, g.rootfd, rel, max_size_locked(), &v);
     pthread_rwlock_unlock(&g.pol_lock);
 
+    /* The path must still lead to this inode's source; if it leads to
+     * another one (replaced by rename, or a refused link turned into a file
+     * and back), ESTALE makes the kernel look the name up again and open the
+     * right inode, which is then recorded and served. */
+    int stale = 0;
+    if (i->kind == FS_KIND_FILE)
+        stale = (r == 0 && (v->key.dev != i->dev || v->key.ino != i->sino ||
+                            v->key.ctime.tv_sec != i->ctime.tv_sec ||
+                            v->key.ctime.tv_nsec != i->ctime.tv_nsec)) ||
+                r == -EXDEV || r == -ELOOP || r == -EPERM || r == -EISDIR;
+    else /* refused kinds: stale when the path now leads to a servable regular file */
+        stale = r == 0;
+    if (stale) {
+        fs_view_unref(g.cache, v);
+        free(rel);
+        fuse_reply_err(req, ESTALE);
+        return;
+    }
+
+    struct reader rd;
+    reader_identify(req, &rd);
+    char rid[48];
+    next_request_id(rid, sizeof rid);
     int served = r == 0 && v->status == 0;
     const char *reason = NULL;
     char why[200];
@@ -443,99 +650,148 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
         log_error("msg=\"open refused: ledger append failed\" req=%s path=\"%s\" err=\"%s\"", rid,
                   rel, strerror(-lr));
         fs_view_unref(g.cache, v);
-        return -EACCES;
+        free(rel);
+        fuse_reply_err(req, EACCES);
+        return;
     }
     if (!served) {
         log_info("msg=\"open refused\" req=%s seq=%llu path=\"%s\" pid=%d comm=\"%s\" reason=\"%s\"",
                  rid, (unsigned long long)seq, rel, (int)rd.pid, rd.comm, reason ? reason : "");
         fs_view_unref(g.cache, v);
-        return r == -ENOENT || r == -ENOTDIR ? r : -EACCES;
+        free(rel);
+        fuse_reply_err(req, r == -ENOENT || r == -ENOTDIR ? -r : EACCES);
+        return;
     }
     log_debug("msg=\"open served\" req=%s seq=%llu path=\"%s\" pid=%d comm=\"%s\" size=%zu "
               "view=%llu hits=%zu",
               rid, (unsigned long long)seq, rel, (int)rd.pid, rd.comm, v->len,
               (unsigned long long)v->gen, v->nhits);
-    struct fs_handle *h = malloc(sizeof *h);
-    if (h == NULL) {
+    struct fs_handle *h = calloc(1, sizeof *h);
+    struct stat cur;
+    if (h == NULL || fs_source_stat(g.rootfd, rel, &cur) < 0) {
+        free(h);
         fs_view_unref(g.cache, v);
-        return -ENOMEM;
+        free(rel);
+        fuse_reply_err(req, h ? EACCES : ENOMEM);
+        return;
     }
+    free(rel);
     h->view = v;
+    h->st = cur; /* mode and owner of the source; size and times of the view */
+    view_attrs(&h->st, v);
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = 0; /* through the page cache: mmap works, repeated reads are free */
     int known;
-    fi->keep_cache = (unsigned)seen_update(rel, v, &known);
+    fi->keep_cache = (unsigned)inode_served(i, v, &known);
     if (!fi->keep_cache && known) {
-        /* The kernel holds the previous version's pages and size: drop both
-         * now, so the first read refetches the size of this view. (A new
-         * path has nothing cached; keep_cache=0 alone clears pages.) */
-        fuse_invalidate_path(g.fuse, path);
+        /* The kernel holds the size of an older view of this inode (rewritten
+         * in place, or a new policy): expire its attributes so the first read
+         * fetches this view's size. keep_cache=0 drops the pages. */
+        fuse_lowlevel_notify_inval_inode(g.se, ino, -1, 0);
     }
-    return 0;
+    if (fuse_reply_open(req, fi) == -ENOENT) { /* interrupted: no release will come */
+        fs_view_unref(g.cache, v);
+        free(h);
+    }
 }
 
-static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+/* Whether `v` is still the view the kernel holds for inode `i`: pages and
+ * size in the kernel are per inode, so a handle whose view was superseded
+ * (source rewritten in place and reopened, or a policy reload) must not put
+ * its bytes into the page cache that newer opens read from. */
+static int view_is_current(struct fs_inode *i, const fs_view *v)
 {
-    (void)path;
+    pthread_mutex_lock(&g.ino_lock);
+    int cur = i->served_known && i->served_len == v->len &&
+              strcmp(i->served_sha256, v->served_sha256) == 0;
+    pthread_mutex_unlock(&g.ino_lock);
+    return cur;
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
     const struct fs_handle *h = (const struct fs_handle *)(uintptr_t)fi->fh;
     const fs_view *v = h->view;
-    if (off < 0)
-        return -EINVAL;
-    if ((uint64_t)off >= v->len)
-        return 0;
+    if (!view_is_current(inode_of(ino), v)) {
+        /* Serving the old view could mix versions in the page cache; serving
+         * the new one would give this reader bytes its open did not record.
+         * Fail closed: the reader can open the file again. */
+        log_info("msg=\"read refused: view superseded since open\" view=%llu",
+                 (unsigned long long)v->gen);
+        fuse_reply_err(req, EIO);
+        return;
+    }
+    if (off < 0 || (uint64_t)off >= v->len) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
     size_t n = v->len - (size_t)off;
     if (n > size)
         n = size;
-    memcpy(buf, v->data + off, n);
-    return (int)n;
+    /* Straight from the view (pinned by the handle until release). */
+    fuse_reply_buf(req, (const char *)v->data + off, n);
 }
 
-static int fs_release(const char *path, struct fuse_file_info *fi)
+static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)path;
+    (void)ino;
     struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
     if (h) {
         fs_view_unref(g.cache, h->view);
         free(h);
     }
-    return 0;
+    fuse_reply_err(req, 0);
 }
 
 /* ---- directories -------------------------------------------------------------------- */
 
-/* An open directory; the path is kept because readdir may get none
- * (nullpath_ok) and entries are resolved from SOURCE by relative path. */
-struct fs_dir {
-    DIR *dir;
-    char rel[];
-};
-
-static int fs_opendir(const char *path, struct fuse_file_info *fi)
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    int pfd;
-    int r = fs_source_path_fd(g.rootfd, relpath(path), 1, &pfd);
-    if (r < 0)
-        return r;
-    /* Reopened from the O_PATH fd: O_DIRECTORY refuses anything else, and
-     * O_NOATIME keeps the source directory's atime. */
-    int fd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
-    r = fd < 0 ? -errno : 0;
-    close(pfd);
-    if (r < 0)
-        return r;
-    const char *rel = relpath(path);
-    struct fs_dir *dh = malloc(sizeof *dh + strlen(rel) + 1);
-    DIR *d = dh ? fdopendir(fd) : NULL;
-    if (d == NULL) {
-        r = dh ? -errno : -ENOMEM;
-        free(dh);
-        close(fd);
-        return r;
+    struct fs_inode *i = inode_of(ino);
+    char *rel = inode_path(i);
+    if (rel == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
     }
-    dh->dir = d;
-    strcpy(dh->rel, rel);
-    fi->fh = (uint64_t)(uintptr_t)dh;
-    return 0;
+    int pfd = -1;
+    int r = fs_source_path_fd(g.rootfd, rel, 1, &pfd);
+    struct stat st;
+    if (r == 0 && fstat(pfd, &st) < 0)
+        r = -errno;
+    if (r == 0 && i != &g.root && (st.st_dev != i->dev || st.st_ino != i->sino))
+        r = -ESTALE;
+    int fd = -1;
+    if (r == 0) {
+        /* Reopened from the O_PATH fd: O_DIRECTORY refuses anything else, and
+         * O_NOATIME keeps the source directory's atime. */
+        fd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
+        if (fd < 0)
+            r = -errno;
+    }
+    if (pfd >= 0)
+        close(pfd);
+    struct fs_dir *d = r == 0 ? malloc(sizeof *d + strlen(rel) + 1) : NULL;
+    DIR *dp = d ? fdopendir(fd) : NULL;
+    if (r == 0 && dp == NULL)
+        r = -ENOMEM;
+    if (r < 0) {
+        if (fd >= 0)
+            close(fd);
+        free(d);
+        free(rel);
+        fuse_reply_err(req, -r);
+        return;
+    }
+    d->dir = dp;
+    d->offset = 0;
+    strcpy(d->rel, rel);
+    free(rel);
+    fi->fh = (uint64_t)(uintptr_t)d;
+    fi->cache_readdir = 0;
+    if (fuse_reply_open(req, fi) == -ENOENT) {
+        closedir(dp);
+        free(d);
+    }
 }
 
 /* Under hide_denied: would this entry be served? Decided without building the
@@ -574,90 +830,118 @@ out:
     return visible;
 }
 
-static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
-                      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
 {
-    (void)path;
-    (void)off;
-    (void)flags;
-    struct fs_dir *dh = (struct fs_dir *)(uintptr_t)fi->fh;
-    DIR *d = dh->dir;
-    const char *rel = dh->rel;
-    rewinddir(d);
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d)) != NULL) {
+    (void)ino;
+    struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
+    char *buf = malloc(size);
+    if (buf == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    if (off != d->offset) {
+        seekdir(d->dir, off);
+        d->offset = off;
+    }
+    size_t used = 0;
+    for (;;) {
+        long pos = telldir(d->dir);
+        errno = 0;
+        struct dirent *de = readdir(d->dir);
+        if (de == NULL)
+            break;
         const char *name = de->d_name;
-        struct stat st = {0};
         int isdot = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
-        char child[PATH_MAX];
-        if (!isdot) {
-            if (strcmp(rel, ".") == 0)
-                snprintf(child, sizeof child, "%s", name);
-            else if ((size_t)snprintf(child, sizeof child, "%s/%s", rel, name) >= sizeof child)
-                continue;
-        }
-        /* d_type as getattr will report it: directories (also through a
-         * symlink that stays inside) are directories, everything else is
-         * shown as a regular file. Nothing here builds a view. */
+        char *child = isdot ? NULL : child_path(d->rel, name);
+        if (!isdot && child == NULL)
+            break;
+        /* d_type as lookup will report it: directories (also through a
+         * symlink that stays inside) are directories, everything else shows
+         * as a regular file. Nothing here builds a view. */
         unsigned char type = de->d_type;
         if (!isdot && (type == DT_LNK || type == DT_UNKNOWN)) {
             struct stat t;
             type = fs_source_stat(g.rootfd, child, &t) == 0 && S_ISDIR(t.st_mode) ? DT_DIR : DT_REG;
         }
-        st.st_mode = type == DT_DIR ? S_IFDIR : S_IFREG;
-        if (!isdot && g.o.hide_denied && !entry_visible(child))
+        int hidden = !isdot && g.o.hide_denied && !entry_visible(child);
+        free(child);
+        if (hidden) {
+            d->offset = de->d_off;
             continue;
-        if (filler(buf, name, &st, 0, 0))
+        }
+        struct stat st;
+        memset(&st, 0, sizeof st);
+        st.st_ino = de->d_ino;
+        st.st_mode = (type == DT_DIR ? S_IFDIR : S_IFREG);
+        size_t n = fuse_add_direntry(req, buf + used, size - used, name, &st, de->d_off);
+        if (n > size - used) {
+            seekdir(d->dir, pos); /* did not fit: the next call starts here */
             break;
+        }
+        used += n;
+        d->offset = de->d_off;
     }
-    return 0;
+    fuse_reply_buf(req, buf, used);
+    free(buf);
 }
 
-static int fs_releasedir(const char *path, struct fuse_file_info *fi)
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)path;
-    struct fs_dir *dh = (struct fs_dir *)(uintptr_t)fi->fh;
-    if (dh) {
-        closedir(dh->dir);
-        free(dh);
+    (void)ino;
+    struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
+    if (d) {
+        closedir(d->dir);
+        free(d);
     }
-    return 0;
+    fuse_reply_err(req, 0);
 }
 
-static int fs_statfs(const char *path, struct statvfs *sv)
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-    (void)path;
-    if (fstatvfs(g.rootfd, sv) < 0)
-        return -errno;
-    sv->f_flag |= ST_RDONLY;
-    return 0;
+    (void)ino;
+    struct statvfs sv;
+    if (fstatvfs(g.rootfd, &sv) < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    sv.f_flag |= ST_RDONLY;
+    fuse_reply_statfs(req, &sv);
 }
 
 /* ---- read-only, for real ---------------------------------------------------------------
  * Mounted `ro` as well, so the kernel normally answers EROFS itself; these
  * make the answer EROFS even if a mount option were lost. */
-static int ro_mknod(const char *p, mode_t m, dev_t d) { (void)p; (void)m; (void)d; return -EROFS; }
-static int ro_mkdir(const char *p, mode_t m) { (void)p; (void)m; return -EROFS; }
-static int ro_unlink(const char *p) { (void)p; return -EROFS; }
-static int ro_rmdir(const char *p) { (void)p; return -EROFS; }
-static int ro_symlink(const char *a, const char *b) { (void)a; (void)b; return -EROFS; }
-static int ro_rename(const char *a, const char *b, unsigned f) { (void)a; (void)b; (void)f; return -EROFS; }
-static int ro_link(const char *a, const char *b) { (void)a; (void)b; return -EROFS; }
-static int ro_chmod(const char *p, mode_t m, struct fuse_file_info *fi) { (void)p; (void)m; (void)fi; return -EROFS; }
-static int ro_chown(const char *p, uid_t u, gid_t g_, struct fuse_file_info *fi) { (void)p; (void)u; (void)g_; (void)fi; return -EROFS; }
-static int ro_truncate(const char *p, off_t o, struct fuse_file_info *fi) { (void)p; (void)o; (void)fi; return -EROFS; }
-static int ro_write(const char *p, const char *b, size_t s, off_t o, struct fuse_file_info *fi) { (void)p; (void)b; (void)s; (void)o; (void)fi; return -EROFS; }
-static int ro_create(const char *p, mode_t m, struct fuse_file_info *fi) { (void)p; (void)m; (void)fi; return -EROFS; }
-static int ro_utimens(const char *p, const struct timespec tv[2], struct fuse_file_info *fi) { (void)p; (void)tv; (void)fi; return -EROFS; }
-static int ro_setxattr(const char *p, const char *n, const char *v, size_t s, int f) { (void)p; (void)n; (void)v; (void)s; (void)f; return -EROFS; }
-static int ro_removexattr(const char *p, const char *n) { (void)p; (void)n; return -EROFS; }
-static int ro_fallocate(const char *p, int m, off_t o, off_t l, struct fuse_file_info *fi) { (void)p; (void)m; (void)o; (void)l; (void)fi; return -EROFS; }
+static void ro_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
+{ (void)ino; (void)attr; (void)to_set; (void)fi; fuse_reply_err(req, EROFS); }
+static void ro_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d)
+{ (void)p; (void)n; (void)m; (void)d; fuse_reply_err(req, EROFS); }
+static void ro_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
+{ (void)p; (void)n; (void)m; fuse_reply_err(req, EROFS); }
+static void ro_unlink(fuse_req_t req, fuse_ino_t p, const char *n)
+{ (void)p; (void)n; fuse_reply_err(req, EROFS); }
+static void ro_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
+{ (void)l; (void)p; (void)n; fuse_reply_err(req, EROFS); }
+static void ro_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn, unsigned f)
+{ (void)p; (void)n; (void)np; (void)nn; (void)f; fuse_reply_err(req, EROFS); }
+static void ro_link(fuse_req_t req, fuse_ino_t i, fuse_ino_t np, const char *nn)
+{ (void)i; (void)np; (void)nn; fuse_reply_err(req, EROFS); }
+static void ro_write(fuse_req_t req, fuse_ino_t i, const char *b, size_t s, off_t o, struct fuse_file_info *fi)
+{ (void)i; (void)b; (void)s; (void)o; (void)fi; fuse_reply_err(req, EROFS); }
+static void ro_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, struct fuse_file_info *fi)
+{ (void)p; (void)n; (void)m; (void)fi; fuse_reply_err(req, EROFS); }
+static void ro_setxattr(fuse_req_t req, fuse_ino_t i, const char *n, const char *v, size_t s, int f)
+{ (void)i; (void)n; (void)v; (void)s; (void)f; fuse_reply_err(req, EROFS); }
+static void ro_removexattr(fuse_req_t req, fuse_ino_t i, const char *n)
+{ (void)i; (void)n; fuse_reply_err(req, EROFS); }
+static void ro_fallocate(fuse_req_t req, fuse_ino_t i, int m, off_t o, off_t l, struct fuse_file_info *fi)
+{ (void)i; (void)m; (void)o; (void)l; (void)fi; fuse_reply_err(req, EROFS); }
 
 /* ---- init --------------------------------------------------------------------------------- */
 
-static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
+    (void)userdata;
     /* readdirplus would make the kernel ask for every entry's attributes
      * during a listing, and attributes of a file need its view. */
     conn->want &= ~(unsigned)(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
@@ -668,19 +952,13 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     conn->max_read = FS_MAX_READ; /* must equal the max_read mount option */
     if (conn->max_readahead < FS_MAX_READ)
         conn->max_readahead = FS_MAX_READ; /* the kernel lowers it to its own limit */
-    cfg->use_ino = 0;         /* symlinked paths would share inode numbers */
-    cfg->nullpath_ok = 1;     /* read/release only need the handle */
-    cfg->entry_timeout = FS_ENTRY_TIMEOUT;
-    cfg->attr_timeout = FS_ATTR_TIMEOUT;
-    cfg->negative_timeout = FS_NEGATIVE_TIMEOUT;
-    cfg->kernel_cache = 0;    /* keep_cache decided per open (see fs_open) */
-    cfg->auto_cache = 0;
-    cfg->direct_io = 0;
-    return NULL;
 }
 
-static const struct fuse_operations fs_ops = {
+static const struct fuse_lowlevel_ops fs_ops = {
     .init = fs_init,
+    .lookup = fs_lookup,
+    .forget = fs_forget,
+    .forget_multi = fs_forget_multi,
     .getattr = fs_getattr,
     .open = fs_open,
     .read = fs_read,
@@ -689,19 +967,16 @@ static const struct fuse_operations fs_ops = {
     .readdir = fs_readdir,
     .releasedir = fs_releasedir,
     .statfs = fs_statfs,
+    .setattr = ro_setattr,
     .mknod = ro_mknod,
     .mkdir = ro_mkdir,
     .unlink = ro_unlink,
-    .rmdir = ro_rmdir,
+    .rmdir = ro_unlink,
     .symlink = ro_symlink,
     .rename = ro_rename,
     .link = ro_link,
-    .chmod = ro_chmod,
-    .chown = ro_chown,
-    .truncate = ro_truncate,
     .write = ro_write,
     .create = ro_create,
-    .utimens = ro_utimens,
     .setxattr = ro_setxattr,
     .removexattr = ro_removexattr,
     .fallocate = ro_fallocate,
@@ -755,7 +1030,7 @@ static void policy_reload(void)
         /* Old views can never match the new key; free their memory now and
          * make the kernel forget sizes and pages it got under the old policy. */
         fs_cache_clear(g.cache);
-        seen_invalidate_all();
+        inodes_invalidate_all();
     }
 }
 
@@ -944,9 +1219,19 @@ int main(int argc, char **argv)
     /* A pending reload must not wait behind a stream of opens. */
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&g.pol_lock, &ra);
-    pthread_mutex_init(&g.seen_lock, NULL);
+    pthread_mutex_init(&g.ino_lock, NULL);
     sem_init(&g.hup_sem, 0, 0);
     mount_id_init();
+    struct stat rst;
+    if (fstat(g.rootfd, &rst) < 0) {
+        sluice_err("%s: %s", g.o.source, strerror(errno));
+        return 1;
+    }
+    g.root.dev = rst.st_dev;
+    g.root.sino = rst.st_ino;
+    g.root.kind = FS_KIND_DIR;
+    g.root.nlookup = 1;
+    g.root.path = strdup(".");
 
     /* ro for real; default_permissions: the kernel checks the source's mode
      * bits (as reported) for every user; nosuid/nodev: nothing served runs
@@ -957,21 +1242,21 @@ int main(int argc, char **argv)
              FS_MAX_READ);
     fuse_opt_add_arg(&args, mopts);
 
-    g.fuse = fuse_new(&args, &fs_ops, sizeof fs_ops, NULL);
-    if (g.fuse == NULL) {
+    g.se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, NULL);
+    if (g.se == NULL) {
         sluice_err("could not set up FUSE (bad option?)");
         return 1;
     }
-    if (fuse_mount(g.fuse, cmd.mountpoint) != 0) {
+    if (fuse_session_mount(g.se, cmd.mountpoint) != 0) {
         sluice_err("%s: could not mount", cmd.mountpoint);
-        fuse_destroy(g.fuse);
+        fuse_session_destroy(g.se);
         return 1;
     }
     if (!cmd.foreground)
         log_use_syslog(1);
     if (fuse_daemonize(cmd.foreground) != 0) {
-        fuse_unmount(g.fuse);
-        fuse_destroy(g.fuse);
+        fuse_session_unmount(g.se);
+        fuse_session_destroy(g.se);
         return 1;
     }
     int rc = 1;
@@ -984,8 +1269,7 @@ int main(int argc, char **argv)
         record_event(LEDGER_MOUNT, "mounted", cmd.mountpoint, g.source_abs, ph) < 0)
         goto out_ledger;
 
-    struct fuse_session *se = fuse_get_session(g.fuse);
-    if (fuse_set_signal_handlers(se) != 0)
+    if (fuse_set_signal_handlers(g.se) != 0)
         goto out_ledger;
     /* libfuse makes SIGHUP unmount; for us it means "reload the policy". */
     struct sigaction sa;
@@ -1003,12 +1287,18 @@ int main(int argc, char **argv)
              g.source_abs, cmd.mountpoint, g.o.policy, ph, (unsigned long long)cache_cap,
              g.o.hide_denied, g.o.session ? g.o.session : "", g.mount_id);
 
-    struct fuse_loop_config *lc = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_clone_fd(lc, cmd.clone_fd);
-    fuse_loop_cfg_set_idle_threads(lc, cmd.max_idle_threads ? cmd.max_idle_threads : 10);
-    fuse_loop_cfg_set_max_threads(lc, FS_MAX_THREADS);
-    int lr = cmd.singlethread ? fuse_loop(g.fuse) : fuse_loop_mt(g.fuse, lc);
-    fuse_loop_cfg_destroy(lc);
+    int lr;
+    if (cmd.singlethread) {
+        lr = fuse_session_loop(g.se);
+    } else {
+        struct fuse_loop_config *lc = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_clone_fd(lc, cmd.clone_fd);
+        fuse_loop_cfg_set_idle_threads(lc, cmd.max_idle_threads != UINT_MAX && cmd.max_idle_threads
+                                               ? cmd.max_idle_threads : 10);
+        fuse_loop_cfg_set_max_threads(lc, FS_MAX_THREADS);
+        lr = fuse_session_loop_mt(g.se, lc);
+        fuse_loop_cfg_destroy(lc);
+    }
     rc = lr == 0 ? 0 : 1;
 
     atomic_store(&g.stopping, 1);
@@ -1018,12 +1308,12 @@ int main(int argc, char **argv)
                  dlp_policy_hash(g.pol));
     log_info("msg=\"unmounted\" mountpoint=\"%s\"", cmd.mountpoint);
 out_signals:
-    fuse_remove_signal_handlers(se);
+    fuse_remove_signal_handlers(g.se);
 out_ledger:
     ledger_close(g.ledger);
 out_unmount:
-    fuse_unmount(g.fuse);
-    fuse_destroy(g.fuse);
+    fuse_session_unmount(g.se);
+    fuse_session_destroy(g.se);
     fs_cache_free(g.cache);
     dlp_policy_free(g.pol);
     close(g.rootfd);
