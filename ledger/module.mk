@@ -5,3 +5,4 @@ LIBS += $(LEDGER_LIB)
 $(LEDGER_LIB): $(LEDGER_SRC:%.c=$(B)/%.o)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
+MANPAGES += man/sluice-ledger.5

@@ -91,6 +91,18 @@ check_eq "view bytes_per_process_day" "$(sqlite3 l.db "SELECT sum(size_served) F
 sum=$(sqlite3 l.db "SELECT source_sha256 FROM records WHERE path='hr/salaries.csv' LIMIT 1")
 check_eq "view accesses_by_checksum" 8 "$(sqlite3 l.db "SELECT count(*) FROM accesses_by_checksum WHERE sha256='$sum'")"
 
+# --- the shipped audit examples run as documented ---
+out=$(sqlite3 -readonly -box l.db < "$ROOT/examples/audit/queries.sql" 2>&1); rc=$?
+check_eq "examples/audit/queries.sql: exit 0" 0 "$rc"
+check_contains "examples/audit/queries.sql: answers the rule question" "$out" "/usr/bin/python3.11"
+check_lacks "examples/audit/queries.sql: no SQL error" "$out" "Error"
+if command -v man >/dev/null; then
+    page=$(MANWIDTH=80 man -l "$ROOT/man/sluice-ledger.5" 2>/dev/null)
+    check_contains "man page renders" "$page" "SLUICE-LEDGER(5)"
+    check_contains "man page documents the views" "$page" "accesses_by_checksum"
+    check_eq "man page: no roff warnings" "" "$(man --warnings -l "$ROOT/man/sluice-ledger.5" 2>&1 >/dev/null)"
+fi
+
 # --- archive ---
 "$SLUICE" ledger checkpoint --ledger l.db --key k > cp2.txt
 out=$("$SLUICE" ledger archive --ledger l.db --key k --before 31); rc=$?
