@@ -46,7 +46,7 @@ PROGRAMS  :=   # installed binaries
 TESTBINS  :=   # unit test binaries run by `make check`
 MANPAGES  :=
 
-.PHONY: all check bench sanitize fuzz deps install clean
+.PHONY: all check bench sanitize fuzz deps deps-ensure demo install clean
 all:
 
 include $(sort $(wildcard */module.mk */*/module.mk))
@@ -59,7 +59,18 @@ $(B)/%.o: %.c
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 
-check: all
+# Installs the Debian packages only when something is missing, so that each
+# of the README's two commands works on a fresh machine by itself.
+deps-ensure:
+	@pkg-config --exists $(PKGS) 2>/dev/null && command -v fusermount3 bindfs udp-sender \
+	    pcre2grep sqlite3 clang python3 >/dev/null || $(MAKE) deps
+
+demo: deps-ensure
+	$(MAKE) all
+	examples/demo/run.sh
+
+check: deps-ensure
+	$(MAKE) all
 	tests/run $(B)
 
 bench: all
