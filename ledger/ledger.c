@@ -252,7 +252,15 @@ int ledger_open(const char *path, const char *key_path, ledger **out, char *why,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&l->gather, &ca);
     pthread_condattr_destroy(&ca);
-    l->path = strdup(path);
+    /* Absolute, so that the removed-or-replaced check still looks at the
+     * right file if the process changes directory later (daemonizing does). */
+    if (path[0] == '/') {
+        l->path = strdup(path);
+    } else {
+        char cwd[PATH_MAX];
+        if (getcwd(cwd, sizeof cwd) && asprintf(&l->path, "%s/%s", cwd, path) < 0)
+            l->path = NULL;
+    }
     if (!l->path) {
         ledger_close(l);
         snprintf(why, whylen, "out of memory");
@@ -265,6 +273,11 @@ int ledger_open(const char *path, const char *key_path, ledger **out, char *why,
         ledger_close(l);
         return rc;
     }
+    /* A new ledger is created 0640 (SQLite gives its -wal and -shm the same
+     * mode): auditors read it through a group; others, and the sandbox, not. */
+    int cfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (cfd >= 0)
+        close(cfd);
     /* FULLMUTEX: appenders hand the connection from leader to leader, and the
      * audit functions may share it; SQLite's own mutex keeps that safe. */
     rc = sqlite3_open_v2(path, &l->db,

@@ -235,6 +235,33 @@ static void test_removed_database_refuses(void **state)
     ledger_close(l);
 }
 
+/* Daemons chdir("/") after opening: a ledger opened by a relative path
+ * keeps working (and is not mistaken for a removed file); it is created
+ * 0640, not world-readable. */
+static void test_relative_path_and_mode(void **state)
+{
+    fixture *f = *state;
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(f->dir), 0);
+    ledger *l;
+    char why[256];
+    assert_int_equal(ledger_open("rel.db", f->key, &l, why, sizeof why), 0);
+    assert_int_equal(chdir("/"), 0);
+    ledger_record r = served("x");
+    uint64_t seq;
+    assert_int_equal(ledger_append(l, &r, &seq), 0);
+    assert_int_equal(seq, 1);
+    ledger_close(l);
+    assert_int_equal(chdir(cwd), 0);
+    char db[160];
+    snprintf(db, sizeof db, "%s/rel.db", f->dir);
+    struct stat sb;
+    assert_int_equal(stat(db, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0640);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM records"), 1);
+}
+
 #define THREADS 16
 #define PER_THREAD 500
 
@@ -292,7 +319,7 @@ static void test_concurrent_appenders(void **state)
                      THREADS * PER_THREAD - 1);
     /* Each thread's records are its own: the seq it was told holds its path. */
     for (int i = 0; i < THREADS; i++) {
-        char sql[96], expect[8];
+        char sql[96], expect[16];
         snprintf(sql, sizeof sql, "SELECT path FROM records WHERE seq=%llu",
                  (unsigned long long)w[i].seqs[PER_THREAD - 1]);
         snprintf(expect, sizeof expect, "t%02d", i);
@@ -849,6 +876,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_key_refused_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_event_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_database_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relative_path_and_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appenders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untouched_ledger_verifies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_edit_field, setup, teardown),
