@@ -412,13 +412,96 @@ static void bind_opt(sqlite3_stmt *st, const char *name, const char *v)
         sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, name), v, -1, SQLITE_STATIC);
 }
 
+/* One query, run on the live database or on one archived segment. */
+struct qrun {
+    const char *sql, *db;
+    enum fmt fmt;
+    const char *since, *until, *glob, *process, *rule, *decision, *event, *session;
+    const uint64_t *uid;
+    int limited;
+    uint64_t remaining;
+};
+#define QUERY_LIMIT_REACHED 1
+
+static int query_one(void *ctx, sqlite3 *h, const char *segment)
+{
+    struct qrun *q = ctx;
+    if (q->limited && q->remaining == 0)
+        return QUERY_LIMIT_REACHED;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(h, q->sql, -1, &st, NULL) != SQLITE_OK) {
+        sluice_err("%s%s%s: not a sluice ledger? %s", q->db, segment ? ": segment " : "",
+                   segment ? segment : "", sqlite3_errmsg(h));
+        return -EINVAL;
+    }
+    bind_opt(st, ":since", q->since);
+    bind_opt(st, ":until", q->until);
+    bind_opt(st, ":glob", q->glob);
+    bind_opt(st, ":proc", q->process);
+    bind_opt(st, ":rule", q->rule);
+    bind_opt(st, ":decision", q->decision);
+    bind_opt(st, ":event", q->event);
+    bind_opt(st, ":session", q->session);
+    if (q->uid)
+        sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":uid"), (sqlite3_int64)*q->uid);
+    if (q->limited)
+        sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"),
+                           (sqlite3_int64)q->remaining);
+    const int ncols = 24; /* the record's own columns */
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *col[26];
+        for (int i = 0; i < 26; i++)
+            col[i] = (const char *)sqlite3_column_text(st, i);
+        switch (q->fmt) {
+        case FMT_JSON:
+            printf("%s\n", col[25]);
+            break;
+        case FMT_CSV:
+            for (int i = 0; i < ncols; i++) {
+                if (i)
+                    putchar(',');
+                csv_field(col[i]);
+            }
+            putchar('\n');
+            break;
+        case FMT_TABLE: {
+            char t[32];
+            snprintf(t, sizeof t, "%.30s", col[1] ? col[1] : "");
+            printf("%-7s %-30s %-15s %-7s %-6s ", col[0], t, col[2], col[3], col[4]);
+            table_field(col[6] ? col[6] : "-", 15);
+            putchar(' ');
+            table_field(col[17] ? col[17] : "-", 8);
+            printf(" %10s ", col[13]);
+            table_field(col[24] ? col[24] : "-", 24);
+            putchar(' ');
+            table_field(col[10] ? col[10] : "-", 0);
+            putchar('\n');
+            break;
+        }
+        }
+        if (q->limited)
+            q->remaining--;
+    }
+    int rc = 0;
+    if (step != SQLITE_DONE) {
+        sluice_err("%s%s%s: %s", q->db, segment ? ": segment " : "", segment ? segment : "",
+                   sqlite3_errmsg(h));
+        rc = -EIO;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int cmd_query(int argc, char **argv)
 {
     const char *db = default_ledger();
     const char *since = NULL, *until = NULL, *glob = NULL, *uid = NULL, *process = NULL,
                *rule = NULL, *decision = NULL, *event = NULL, *session = NULL, *limit = NULL;
     enum fmt fmt = FMT_TABLE;
+    int archived = 0;
     static const struct option opts[] = {
+        {"archived", no_argument, NULL, 'A'},
         {"ledger", required_argument, NULL, 'l'}, {"since", required_argument, NULL, 's'},
         {"until", required_argument, NULL, 'u'}, {"path", required_argument, NULL, 'p'},
         {"uid", required_argument, NULL, 'U'}, {"process", required_argument, NULL, 'P'},
@@ -427,8 +510,9 @@ static int cmd_query(int argc, char **argv)
         {"limit", required_argument, NULL, 'n'}, {"format", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "l:s:u:p:U:P:r:d:e:S:n:f:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "Al:s:u:p:U:P:r:d:e:S:n:f:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'A': archived = 1; break;
         case 'l': db = optarg; break;
         case 's': since = optarg; break;
         case 'u': until = optarg; break;
@@ -450,7 +534,7 @@ static int cmd_query(int argc, char **argv)
             }
             break;
         case 'h':
-            printf("usage: sluice ledger query [--ledger DB] [FILTERS] [--format table|csv|json] [--limit N]\n"
+            printf("usage: sluice ledger query [--ledger DB] [FILTERS] [--format table|csv|json] [--limit N] [--archived]\n"
                    "\n"
                    "filters (all must hold):\n"
                    "  --since WHEN      records at or after WHEN\n"
@@ -470,7 +554,9 @@ static int cmd_query(int argc, char **argv)
                    "  --format table    (default) one line per record for people\n"
                    "  --format csv      every column, with a header line (RFC 4180)\n"
                    "  --format json     one JSON object per line, every column (for a SIEM)\n"
-                   "Reads the live database only (not archived segments), read-only.\n");
+                   "  --limit N         at most N records\n"
+                   "  --archived        also search archived segments (oldest first)\n"
+                   "Opens the ledger read-only; without --archived, the live database only.\n");
             return EXIT_CLEAN;
         default: return EXIT_ERROR;
         }
@@ -538,6 +624,11 @@ static int cmd_query(int argc, char **argv)
     len += snprintf(sql + len, sizeof sql - len, " ORDER BY seq");
     if (limit) len += snprintf(sql + len, sizeof sql - len, " LIMIT :limit");
 
+    struct qrun q = {.sql = sql, .fmt = fmt, .since = since ? since_s : NULL,
+                     .until = until ? until_s : NULL, .glob = glob, .process = process,
+                     .rule = rule, .decision = decision, .event = event, .session = session,
+                     .uid = uid ? &uid_v : NULL, .limited = limit != NULL, .remaining = limit_v,
+                     .db = db};
     sqlite3 *h = NULL;
     if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
         sluice_err("%s: %s", db, h ? sqlite3_errmsg(h) : "cannot open");
@@ -545,78 +636,40 @@ static int cmd_query(int argc, char **argv)
         return EXIT_ERROR;
     }
     sqlite3_busy_timeout(h, 5000);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) {
-        sluice_err("%s: not a sluice ledger? %s", db, sqlite3_errmsg(h));
-        sqlite3_close(h);
-        return EXIT_ERROR;
-    }
-    bind_opt(st, ":since", since ? since_s : NULL);
-    bind_opt(st, ":until", until ? until_s : NULL);
-    bind_opt(st, ":glob", glob);
-    bind_opt(st, ":proc", process);
-    bind_opt(st, ":rule", rule);
-    bind_opt(st, ":decision", decision);
-    bind_opt(st, ":event", event);
-    bind_opt(st, ":session", session);
-    if (uid) sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":uid"), (sqlite3_int64)uid_v);
-    if (limit)
-        sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"), (sqlite3_int64)limit_v);
-
-    const int ncols = 24; /* the record's own columns */
     if (fmt == FMT_CSV) {
-        for (int i = 0; i < ncols; i++)
-            printf("%s%s", i ? "," : "", sqlite3_column_name(st, i));
+        static const char *const cols[] = {
+            "seq", "time", "event", "pid", "uid", "gid", "process", "exe", "cgroup", "session",
+            "path", "source_sha256", "served_sha256", "size_served", "mime", "policy_hash", "hits",
+            "decision", "reason", "extractor", "request_id", "prev_hash", "hash", "hmac"};
+        for (size_t i = 0; i < SLUICE_ARRAY_LEN(cols); i++)
+            printf("%s%s", i ? "," : "", cols[i]);
         putchar('\n');
     } else if (fmt == FMT_TABLE) {
         printf("%-7s %-30s %-15s %-7s %-6s %-15s %-8s %10s %-24s %s\n", "SEQ", "TIME (UTC)", "EVENT",
                "PID", "UID", "PROCESS", "DECISION", "BYTES", "HITS", "PATH");
     }
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *col[26];
-        for (int i = 0; i < 26; i++)
-            col[i] = (const char *)sqlite3_column_text(st, i);
-        switch (fmt) {
-        case FMT_JSON:
-            printf("%s\n", col[25]);
-            break;
-        case FMT_CSV:
-            for (int i = 0; i < ncols; i++) {
-                if (i)
-                    putchar(',');
-                csv_field(col[i]);
-            }
-            putchar('\n');
-            break;
-        case FMT_TABLE: {
-            char t[32];
-            snprintf(t, sizeof t, "%.30s", col[1] ? col[1] : "");
-            printf("%-7s %-30s %-15s %-7s %-6s ", col[0], t, col[2], col[3], col[4]);
-            table_field(col[6] ? col[6] : "-", 15);
-            putchar(' ');
-            table_field(col[17] ? col[17] : "-", 8);
-            printf(" %10s ", col[13]);
-            table_field(col[24] ? col[24] : "-", 24);
-            putchar(' ');
-            table_field(col[10] ? col[10] : "-", 0);
-            putchar('\n');
-            break;
-        }
-        }
-    }
-    int rc = EXIT_CLEAN;
-    if (step != SQLITE_DONE) {
+    /* One read transaction: an archive running meanwhile cannot make a
+     * record appear twice (in a segment and the database) or not at all. */
+    int rc = sqlite3_exec(h, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+    if (rc < 0)
         sluice_err("%s: %s", db, sqlite3_errmsg(h));
-        rc = EXIT_ERROR;
+    if (rc == 0 && archived) {
+        char why[512] = "";
+        rc = ledger_foreach_segment(h, db, query_one, &q, why, sizeof why);
+        if (rc < 0 && why[0])
+            sluice_err("%s: archived segments: %s", db, why);
     }
-    sqlite3_finalize(st);
+    if (rc == 0)
+        rc = query_one(&q, h, NULL);
+    if (rc == QUERY_LIMIT_REACHED)
+        rc = 0;
+    sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(h);
     if (fflush(stdout) != 0) {
         sluice_err("ledger query: writing output: %s", strerror(errno));
-        rc = EXIT_ERROR;
+        rc = -EIO;
     }
-    return rc;
+    return rc == 0 ? EXIT_CLEAN : EXIT_ERROR;
 }
 
 int cmd_ledger(int argc, char **argv)

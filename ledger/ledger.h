@@ -135,6 +135,18 @@ int ledger_verify(const char *path, const char *key_path, const ledger_checkpoin
  * records archived (0: nothing to do). 0 or -errno (why says). */
 int ledger_archive(const char *path, const char *key_path, uint64_t before_seq,
                    uint64_t *moved, char *why, size_t whylen);
+/* Every archived segment listed in the ledger open as `db` (a read-only
+ * SQLite handle on the database at `path`; run this inside the caller's read
+ * transaction so that it and the live records are one consistent view),
+ * oldest first: each is checked against its recorded SHA-256, decompressed
+ * and handed to fn as a read-only in-memory database with the same
+ * `records` table. A non-zero return from fn stops and is returned; else 0
+ * or -errno (why says). */
+struct sqlite3;
+typedef int (*ledger_segment_fn)(void *ctx, struct sqlite3 *seg, const char *file);
+int ledger_foreach_segment(struct sqlite3 *db, const char *path, ledger_segment_fn fn, void *ctx,
+                           char *why, size_t whylen);
+
 /* The first seq whose time is not older than `days` days (for --older-than). */
 int ledger_seq_older_than(const char *path, double days, uint64_t *before_seq, char *why,
                           size_t whylen);

@@ -247,6 +247,34 @@ static int walk_segments(walk *w, sqlite3 *db, const char *path)
     return rc;
 }
 
+int ledger_foreach_segment(sqlite3 *db, const char *path, ledger_segment_fn fn, void *ctx,
+                           char *why, size_t whylen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT file, sha256 FROM segments ORDER BY first_seq", -1, &st,
+                           NULL) != SQLITE_OK) {
+        snprintf(why, whylen, "cannot read segments: %s", sqlite3_errmsg(db));
+        return -EIO;
+    }
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *file = (const char *)sqlite3_column_text(st, 0);
+        const char *sha = (const char *)sqlite3_column_text(st, 1);
+        sqlite3 *seg = NULL;
+        rc = open_segment(path, file ? file : "", sha, &seg, why, whylen);
+        if (rc == 0) {
+            rc = fn(ctx, seg, file);
+            sqlite3_close(seg);
+        }
+    }
+    if (rc == 0 && step != SQLITE_DONE) {
+        snprintf(why, whylen, "cannot read segments: %s", sqlite3_errmsg(db));
+        rc = -EIO;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int load_key(const char *key_path, uint8_t *key, size_t *keylen, char *what, size_t len)
 {
     char why[256] = "";

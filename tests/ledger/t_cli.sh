@@ -115,6 +115,12 @@ check_eq "verify after archive: exit 0" 0 "$rc"
 check_contains "verify after archive: all 42 checked, 1 segment" "$out" "42 records (seq 1..42), 1 archived segments, 2 checkpoints"
 check_eq "archived segment readable with zstd + sqlite3" "hr/salaries.csv" \
     "$(zstd -q -d -c l.db.seg-000000000001-000000000030.zst > seg.db && sqlite3 seg.db 'SELECT path FROM records WHERE seq=4')"
+out=$("$SLUICE" ledger query --ledger l.db --rule us-ssn --format csv | cut -d, -f1 | tr '\n' ' ')
+check_eq "query without --archived: live records only" "seq 34 39 " "$out"
+out=$("$SLUICE" ledger query --ledger l.db --rule us-ssn --archived --format csv | cut -d, -f1 | tr '\n' ' ')
+check_eq "query --archived: segments too, in seq order" "seq 4 9 14 19 24 29 34 39 " "$out"
+check_eq "query --archived --limit spans segment and db" 4 \
+    "$("$SLUICE" ledger query --ledger l.db --archived --limit 4 --format json | wc -l)"
 out=$("$SLUICE" ledger archive --ledger l.db --key k --older-than 0); rc=$?
 check_contains "archive --older-than 0 keeps the head" "$out" "archived 11 records"
 check "verify after second archive" "$SLUICE" ledger verify --ledger l.db --key k --checkpoint cp2.txt --quiet
