@@ -4,3 +4,4 @@ DLP_LIB := $(B)/libdlp.a
 $(DLP_LIB): $(DLP_SRC:%.c=$(B)/%.o)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
+MANPAGES += man/sluice-rules.5
