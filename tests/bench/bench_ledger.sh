@@ -54,4 +54,12 @@ awk -v b="$base" -v o="$one" -v s="$sixteen" 'BEGIN{
     printf "ratio 16 appenders / baseline:      %.2f\n", s / b
     printf "16 appenders vs the 10,000/s target: %s\n", (s >= 10000 ? "met" : "NOT met on this run")
 }'
+# Verification speed, on the last 16-appender ledger (what an audit costs).
+if [ -x "$B/sluice" ]; then
+    n=$(sqlite3 "$W/b.db" 'SELECT count(*) FROM records' 2>/dev/null || echo 0)
+    t0=$(date +%s.%N)
+    "$B/sluice" ledger verify --ledger "$W/b.db" --key "$W/key" --quiet &&
+        awk -v n="$n" -v t0="$t0" -v t1="$(date +%s.%N)" \
+            'BEGIN{printf "sluice ledger verify: %d records in %.2f s, %.0f records/s\n", n, t1 - t0, n / (t1 - t0)}'
+fi
 echo "runs:"; sed 's/^/  /' "$W/log"
