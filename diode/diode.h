@@ -220,12 +220,16 @@ void vault_stage_discard(vault *v, const char *name);
 int vault_has(vault *v, const char *path, uint64_t size, const uint8_t sha[SHA256_LEN]);
 /* Make every staged file durable at once (one flush for a batch). */
 int vault_sync_staging(vault *v);
-/* Move a staged (already durable) file to `path` atomically, creating parent
- * directories, replacing an older regular file, never following symlinks;
- * then make the directory entry durable. `sha` (may be NULL) is remembered
- * so that vault_has() need not hash the file again. 0 or negative. */
+/* Move a staged (already durable: vault_sync_staging) file to `path`
+ * atomically, creating parent directories, replacing an older regular file,
+ * never following symlinks. Readers see the old file or the new one, never
+ * a mixture. `sha` (may be NULL) is remembered so that vault_has() need not
+ * hash the file again. 0 or negative. */
 int vault_publish(vault *v, const char *stage_name, const char *path,
                   const uint8_t sha[SHA256_LEN]);
+/* Make the directory entries of every publish so far durable (one flush
+ * per batch rather than an fsync per directory). */
+int vault_commit(vault *v);
 int vault_staging_fd(const vault *v);
 
 /* ---- the programs ------------------------------------------------------------- */

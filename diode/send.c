@@ -75,7 +75,7 @@ typedef struct sender {
     sent *ents;
     size_t nents, capents;
     uint32_t pass, passes;
-    int chan_error;
+    int chan_error, watching;
     /* counters */
     uint64_t files, bytes, refused, changed;
 } sender;
@@ -421,8 +421,9 @@ static int read_into(sender *s, int fd, uint64_t size)
 
 static sent *ents_add(sender *s, const diode_entry *e)
 {
-    /* A newer version of a path supersedes the older one in the manifest. */
-    for (size_t i = 0; i < s->nents; i++)
+    /* A newer version of a path supersedes the older one in the manifest
+     * (only --watch sends a path twice: the first walk never does). */
+    for (size_t i = 0; s->watching && i < s->nents; i++)
         if (s->ents[i].live && strcmp(s->ents[i].path, e->path) == 0)
             s->ents[i].live = 0;
     if (s->nents == s->capents) {
@@ -831,7 +832,7 @@ static void usage(FILE *out)
             "  --packet-size BYTES   datagram size (udp default 8192)\n"
             "  --repeat N            send everything N more times (late or lossy receivers)\n"
             "  --manifest-interval S repeat the manifest every S seconds (default 1)\n"
-            "  --compress LEVEL      zstd level (default 1; 0 = off)\n"
+            "  --compress LEVEL      zstd level (udp default 1, fd/fifo default 0 = off)\n"
             "  --progress/--no-progress   progress bar (default: when stderr is a terminal)\n"
             "  --log-level LEVEL     error|warn|info|debug (default warn)\n"
             "exit: 0 all sent, 1 sent but some files refused, 2 usage error, 3 channel or setup error\n");
@@ -857,7 +858,7 @@ int diode_send_main(int argc, char **argv)
     static sender S;
     sender *s = &S;
     s->max_size = 1ULL << 30;
-    s->level = 1;
+    s->level = INT_MIN; /* per channel, below */
     s->manifest_every = 1;
     s->settle = 1;
     s->rate_mbit = -1;
@@ -1011,6 +1012,10 @@ int diode_send_main(int argc, char **argv)
         s->sym = psize ? (uint32_t)(psize - DIODE_HDR_LEN) : 65000;
         if (s->rate_mbit < 0)
             s->rate_mbit = 0;
+        /* A local stream is not short of bandwidth: compressing would only
+         * spend CPU on both sides. */
+        if (s->level == INT_MIN)
+            s->level = -1000;
     } else {
         if (!fec_set) {
             s->k = 16;
@@ -1019,6 +1024,8 @@ int diode_send_main(int argc, char **argv)
         s->sym = (uint32_t)((psize ? psize : 8192) - DIODE_HDR_LEN);
         if (s->rate_mbit < 0)
             s->rate_mbit = 1000;
+        if (s->level == INT_MIN)
+            s->level = 1;
     }
     s->blkcap = (size_t)s->k * s->sym;
     if (s->blkcap < DIODE_MIN_BLOCK || s->blkcap > DIODE_MAX_BLOCK) {
@@ -1068,6 +1075,7 @@ int diode_send_main(int argc, char **argv)
         rc = walk(s, s->src);
     if (rc == 0 && s->watch) {
         rc = emit_block(s);
+        s->watching = 1;
         if (rc == 0)
             rc = watch_loop(s);
     }

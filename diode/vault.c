@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,12 @@ struct vault {
     pid_t pid;
     vcache **cache;
     size_t ncache;
+    /* The receiver checks presence in one thread and publishes in another. */
+    pthread_mutex_t cache_mu;
+    /* The directory of the last publish: files arrive grouped by directory,
+     * so walking the path again for each is mostly wasted. */
+    int last_dir_fd;
+    char last_dir[DIODE_PATH_MAX + 1];
 };
 
 int vault_path_check(const char *path, size_t len)
@@ -119,6 +126,8 @@ int vault_open(const char *dir, const char *staging, vault **out, char *why, siz
         return -ENOMEM;
     }
     v->pid = getpid();
+    v->last_dir_fd = -1;
+    pthread_mutex_init(&v->cache_mu, NULL);
     v->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     v->stage_fd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     struct stat a, b;
@@ -161,6 +170,8 @@ void vault_close(vault *v)
         close(v->dir_fd);
     if (v->stage_fd >= 0)
         close(v->stage_fd);
+    if (v->last_dir_fd >= 0)
+        close(v->last_dir_fd);
     if (v->cache) {
         for (size_t i = 0; i < VAULT_CACHE_BUCKETS; i++)
             for (vcache *c = v->cache[i], *n; c; c = n) {
@@ -189,6 +200,18 @@ int vault_sync_staging(vault *v)
     /* One flush of the filesystem for a whole batch of staged files is far
      * cheaper than an fsync per file, and just as durable. */
     return syncfs(v->stage_fd) < 0 ? -errno : 0;
+}
+
+int vault_commit(vault *v)
+{
+    /* Renames and new directories of a whole batch become durable at once.
+     * The cached directory is forgotten at each batch: it saves walks
+     * within a batch and never outlives one. */
+    if (v->last_dir_fd >= 0)
+        close(v->last_dir_fd);
+    v->last_dir_fd = -1;
+    v->last_dir[0] = '\0';
+    return syncfs(v->dir_fd) < 0 ? -errno : 0;
 }
 
 static int open_beneath(int dirfd, const char *path, int flags)
@@ -251,13 +274,18 @@ int vault_has(vault *v, const char *path, uint64_t size, const uint8_t sha[SHA25
     int ret = 0;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
         goto out;
+    pthread_mutex_lock(&v->cache_mu);
     const vcache *c = cache_get(v, path);
+    int hit = 0;
     if (c && c->dev == st.st_dev && c->ino == st.st_ino && c->size == size &&
         c->mtime.tv_sec == st.st_mtim.tv_sec && c->mtime.tv_nsec == st.st_mtim.tv_nsec &&
         c->ctime.tv_sec == st.st_ctim.tv_sec && c->ctime.tv_nsec == st.st_ctim.tv_nsec) {
         ret = memcmp(c->sha, sha, SHA256_LEN) == 0;
-        goto out;
+        hit = 1;
     }
+    pthread_mutex_unlock(&v->cache_mu);
+    if (hit)
+        goto out;
     sha256_ctx *h = sha256_new();
     if (!h)
         goto out;
@@ -277,7 +305,9 @@ int vault_has(vault *v, const char *path, uint64_t size, const uint8_t sha[SHA25
     uint8_t got[SHA256_LEN];
     if (sha256_final(h, got) < 0 || done != size)
         goto out;
+    pthread_mutex_lock(&v->cache_mu);
     cache_put(v, path, &st, got);
+    pthread_mutex_unlock(&v->cache_mu);
     ret = memcmp(got, sha, SHA256_LEN) == 0;
 out:
     close(fd);
@@ -290,10 +320,20 @@ int vault_publish(vault *v, const char *stage_name, const char *path, const uint
     if (vault_path_check(path, len) < 0)
         return -EINVAL;
     char comp[DIODE_NAME_MAX + 1];
-    int dfd = dup(v->dir_fd);
+    const char *leaf = strrchr(path, '/');
+    const size_t dlen = leaf ? (size_t)(leaf - path) : 0;
+    const char *p = path;
+    int dfd;
+    if (v->last_dir_fd >= 0 && strlen(v->last_dir) == dlen && memcmp(v->last_dir, path, dlen) == 0) {
+        /* Still valid: the receiver is the vault's only writer, and a
+         * directory it opened with O_NOFOLLOW stays that directory. */
+        dfd = dup(v->last_dir_fd);
+        p = leaf ? leaf + 1 : path;
+    } else {
+        dfd = dup(v->dir_fd);
+    }
     if (dfd < 0)
         return -errno;
-    const char *p = path;
     int rc = 0;
     for (;;) {
         const char *slash = strchr(p, '/');
@@ -302,10 +342,7 @@ int vault_publish(vault *v, const char *stage_name, const char *path, const uint
         const size_t n = (size_t)(slash - p);
         memcpy(comp, p, n);
         comp[n] = '\0';
-        int created = 0;
-        if (mkdirat(dfd, comp, 0755) == 0)
-            created = 1;
-        else if (errno != EEXIST) {
+        if (mkdirat(dfd, comp, 0755) < 0 && errno != EEXIST) {
             rc = -errno;
             break;
         }
@@ -315,14 +352,19 @@ int vault_publish(vault *v, const char *stage_name, const char *path, const uint
             rc = errno == ELOOP ? -ENOTDIR : -errno;
             break;
         }
-        if (created && fsync(dfd) < 0) {
-            rc = -errno;
-            close(nfd);
-            break;
-        }
         close(dfd);
         dfd = nfd;
         p = slash + 1;
+    }
+    if (rc == 0 && (v->last_dir_fd < 0 || strlen(v->last_dir) != dlen ||
+                    memcmp(v->last_dir, path, dlen) != 0)) {
+        if (v->last_dir_fd >= 0)
+            close(v->last_dir_fd);
+        v->last_dir_fd = dup(dfd);
+        memcpy(v->last_dir, path, dlen);
+        v->last_dir[dlen] = '\0';
+        if (v->last_dir_fd < 0)
+            v->last_dir[0] = '\0';
     }
     if (rc == 0) {
         struct stat st;
@@ -334,10 +376,11 @@ int vault_publish(vault *v, const char *stage_name, const char *path, const uint
             else if (renameat(v->stage_fd, stage_name, dfd, p) < 0)
                 rc = -errno;
         }
-        if (rc == 0 && fsync(dfd) < 0)
-            rc = -errno;
-        if (rc == 0 && sha && fstatat(dfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        if (rc == 0 && sha && fstatat(dfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            pthread_mutex_lock(&v->cache_mu);
             cache_put(v, path, &st, sha);
+            pthread_mutex_unlock(&v->cache_mu);
+        }
     }
     close(dfd);
     return rc;
