@@ -8,7 +8,10 @@
 #include "dlp/dlp_i.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,7 +148,6 @@ static int compile_pcre(struct dlp_policy *p, dlp_rule *r, dlp_error *err)
     r->secret_group = g > 0 ? (uint32_t)g : 0;
     if (groups > p->max_groups)
         p->max_groups = groups;
-    r->window = rule_window(r);
     return 0;
 }
 
@@ -160,6 +162,143 @@ static char *literal(const char *w)
         q += sprintf(q, "\\x%02x", (unsigned char)w[i]);
     *q = '\0';
     return o;
+}
+
+/* ---- the compiled-database cache ---------------------------------------------
+ * Compiling the default packs takes ~0.5 s of CPU; loading the serialized
+ * database takes a few ms. The cache is trusted like the binary itself: a
+ * tampered database could make the prefilter miss findings, so a cache file
+ * is used only when it and its directory belong to this user and are closed
+ * to group and others. Any doubt (or SLUICE_NO_CACHE) means: compile. The
+ * key covers every expression, flag and id and the library's version, and
+ * the file records which rules Vectorscan refused. */
+static int cache_dir(char *out, size_t outlen)
+{
+    const char *env = getenv("SLUICE_CACHE_DIR"), *home = getenv("HOME");
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    int n;
+    if (getenv("SLUICE_NO_CACHE"))
+        return -1;
+    if (env && *env)
+        n = snprintf(out, outlen, "%s", env);
+    else if (geteuid() == 0)
+        n = snprintf(out, outlen, "/var/cache/sluice");
+    else if (xdg && *xdg)
+        n = snprintf(out, outlen, "%s/sluice", xdg);
+    else if (home && *home)
+        n = snprintf(out, outlen, "%s/.cache/sluice", home);
+    else
+        return -1;
+    if (n < 0 || (size_t)n >= outlen)
+        return -1;
+    (void)mkdir(out, 0700);
+    struct stat st;
+    if (lstat(out, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
+        return -1;
+    return 0;
+}
+
+static int cache_path(const char *const *exprs, const unsigned *flags, const unsigned *ids,
+                      size_t k, char *out, size_t outlen)
+{
+    char dir[PATH_MAX - 100];
+    if (cache_dir(dir, sizeof dir))
+        return -1;
+    sha256_ctx *h = sha256_new();
+    if (!h)
+        return -1;
+    const char *ver = hs_version();
+    sha256_update(h, "sluice-hs-cache-2", 18);
+    sha256_update(h, ver, strlen(ver) + 1);
+    for (size_t i = 0; i < k; i++) {
+        sha256_update(h, &flags[i], sizeof flags[i]);
+        sha256_update(h, &ids[i], sizeof ids[i]);
+        sha256_update(h, exprs[i], strlen(exprs[i]) + 1);
+    }
+    uint8_t d[SHA256_LEN];
+    char hex[SHA256_HEX_LEN];
+    if (sha256_final(h, d))
+        return -1;
+    hex_encode(d, sizeof d, hex);
+    int n = snprintf(out, outlen, "%s/hs-%s.db", dir, hex);
+    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+/* Returns 0 with p->hs set and refused rules marked, or -1. */
+static int cache_load(struct dlp_policy *p, const char *path, const unsigned *ids, size_t nexpr)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    uint8_t *buf = NULL;
+    int rc = -1;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) ||
+        st.st_size < 8 || st.st_size > (1 << 28) || !(buf = malloc((size_t)st.st_size)) ||
+        read_full(fd, buf, (size_t)st.st_size) != st.st_size)
+        goto out;
+    /* [nrules][window x nrules][nbad][bad index x nbad][serialized database] */
+    uint32_t nr, nbad;
+    memcpy(&nr, buf, 4);
+    if (nr != p->nrules || 8 + 4 * (size_t)nr >= (size_t)st.st_size)
+        goto out;
+    memcpy(&nbad, buf + 4 + 4 * (size_t)nr, 4);
+    size_t bad_at = 8 + 4 * (size_t)nr, hdr = bad_at + 4 * (size_t)nbad;
+    if (nbad > nexpr || hdr >= (size_t)st.st_size)
+        goto out;
+    for (uint32_t i = 0; i < nr; i++) {
+        uint32_t w;
+        memcpy(&w, buf + 4 + 4 * (size_t)i, 4);
+        if (w == 0 || w > DLP_MAX_MAX_LENGTH)
+            goto out;
+        p->rules[i].window = w;
+    }
+    if (hs_deserialize_database((const char *)buf + hdr, (size_t)st.st_size - hdr, &p->hs) !=
+        HS_SUCCESS)
+        goto out;
+    for (uint32_t i = 0; i < nbad; i++) {
+        uint32_t idx;
+        memcpy(&idx, buf + bad_at + 4 * (size_t)i, 4);
+        if (idx >= nexpr) {
+            hs_free_database(p->hs);
+            p->hs = NULL;
+            goto out;
+        }
+        unsigned id = ids[idx];
+        p->rules[id < p->nrules ? id : p->ctx_rule[id - p->nrules]].prefiltered = 0;
+        p->any_unfiltered = 1;
+    }
+    rc = 0;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static void cache_store(const struct dlp_policy *p, const char *path, const uint32_t *bad,
+                        uint32_t nbad)
+{
+    char *ser = NULL;
+    size_t len = 0;
+    if (hs_serialize_database(p->hs, &ser, &len) != HS_SUCCESS)
+        return;
+    char tmp[PATH_MAX];
+    int n = snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+    int fd = n > 0 && (size_t)n < sizeof tmp ? mkstemp(tmp) : -1;
+    if (fd >= 0) {
+        uint32_t nr = (uint32_t)p->nrules;
+        int ok = fchmod(fd, 0600) == 0 && write_full(fd, &nr, 4) == 0;
+        for (size_t i = 0; ok && i < p->nrules; i++) {
+            uint32_t w = p->rules[i].window;
+            ok = write_full(fd, &w, 4) == 0;
+        }
+        ok = ok && write_full(fd, &nbad, 4) == 0 && write_full(fd, bad, 4 * (size_t)nbad) == 0 &&
+             write_full(fd, ser, len) == 0;
+        close(fd);
+        if (!ok || rename(tmp, path))
+            unlink(tmp);
+    }
+    free(ser);
 }
 
 /* Vectorscan expressions: each rule's loosened pattern, except that a rule
@@ -197,6 +336,32 @@ static int compile_hs(struct dlp_policy *p, dlp_error *err)
             }
         }
     }
+    /* The initial set, in order, is what the cache is keyed by. */
+    const char **all = calloc(nexpr + 1, sizeof *all);
+    unsigned *allf = calloc(nexpr + 1, sizeof *allf), *alli = calloc(nexpr + 1, sizeof *alli);
+    uint32_t *bad_list = calloc(nexpr + 1, sizeof *bad_list), nbad = 0;
+    size_t nall = 0;
+    char cpath[PATH_MAX];
+    int cached = 0;
+    if (!all || !allf || !alli || !bad_list) {
+        rc = -ENOMEM;
+        goto out2;
+    }
+    for (size_t i = 0; i < nexpr; i++) {
+        if (!loose[i])
+            continue;
+        all[nall] = loose[i];
+        allf[nall] = i < n ? hs_flags(&p->rules[i]) | HS_FLAG_PREFILTER : HS_FLAG_CASELESS;
+        alli[nall] = (unsigned)i;
+        nall++;
+    }
+    int have_path = cache_path(all, allf, alli, nall, cpath, sizeof cpath) == 0;
+    if (have_path && cache_load(p, cpath, alli, nall) == 0) {
+        cached = 1;
+        goto scratch;
+    }
+    for (size_t i = 0; i < n; i++)
+        p->rules[i].window = rule_window(&p->rules[i]);
     /* Drop the patterns Vectorscan refuses one by one until the set compiles. */
     for (;;) {
         size_t k = 0;
@@ -222,14 +387,25 @@ static int compile_hs(struct dlp_policy *p, dlp_error *err)
             snprintf(err->msg, sizeof err->msg, "Vectorscan: %s", ce ? ce->message : "compile failed");
             hs_free_compile_error(ce);
             rc = -EINVAL;
-            goto out;
+            goto out2;
         }
         hs_free_compile_error(ce);
         p->rules[ids[bad] < n ? ids[bad] : p->ctx_rule[ids[bad] - n]].prefiltered = 0;
         p->any_unfiltered = 1;
+        for (size_t j = 0; j < nall; j++)
+            if (alli[j] == ids[bad])
+                bad_list[nbad++] = (uint32_t)j;
     }
+    if (p->hs && have_path && !cached)
+        cache_store(p, cpath, bad_list, nbad);
+scratch:
     if (p->hs && hs_alloc_scratch(p->hs, &p->hs_proto) != HS_SUCCESS)
         rc = -ENOMEM;
+out2:
+    free(all);
+    free(allf);
+    free(alli);
+    free(bad_list);
 out:
     for (size_t i = 0; loose && i < nexpr; i++)
         free(loose[i]);
@@ -247,12 +423,19 @@ int dlp_compile(struct dlp_policy *p, dlp_error *err)
         return -ENOMEM;
     pcre2_set_match_limit(p->mctx, p->match_limit);
     pcre2_set_depth_limit(p->mctx, p->depth_limit);
-    unsigned max_window = 0, max_ctx = 0, max_word = DLP_LOOKAHEAD;
     for (size_t i = 0; i < p->nrules; i++) {
-        dlp_rule *r = &p->rules[i];
-        int rc = compile_pcre(p, r, err);
+        int rc = compile_pcre(p, &p->rules[i], err);
         if (rc)
             return rc;
+    }
+    if (p->nrules) {
+        int rc = compile_hs(p, err);
+        if (rc)
+            return rc;
+    }
+    unsigned max_window = 0, max_ctx = 0, max_word = DLP_LOOKAHEAD;
+    for (size_t i = 0; i < p->nrules; i++) {
+        const dlp_rule *r = &p->rules[i];
         if (r->window > max_window)
             max_window = r->window;
         if (r->nctx && r->ctx_window > max_ctx)
@@ -265,5 +448,5 @@ int dlp_compile(struct dlp_policy *p, dlp_error *err)
      * context window first seen in a round starts after the last cut. */
     p->hold = (size_t)max_window + max_ctx + max_word;
     p->ctx_before = (size_t)max_ctx + 256; /* context words and lookbehind */
-    return p->nrules ? compile_hs(p, err) : 0;
+    return 0;
 }

@@ -613,6 +613,45 @@ static void test_examples_runner(void **state)
     dlp_policy_free(p);
 }
 
+/* The compiled-database cache: used when trustworthy, ignored otherwise,
+ * and never a different answer. */
+static void test_compile_cache(void **state)
+{
+    (void)state;
+    char cdir[300], cmd[700];
+    snprintf(cdir, sizeof cdir, "%s/cache", dir);
+    setenv("SLUICE_CACHE_DIR", cdir, 1);
+    const char *text = "mail a.b@example.com born 1984-03-12 card 4111 1111 1111 1111 ssn 123-45-6789\n";
+    dlp_policy *p = load("p.yaml"); /* compiles and stores */
+    char *first = san(p, text, NULL);
+    dlp_policy_free(p);
+    snprintf(cmd, sizeof cmd, "test $(ls %s/hs-*.db | wc -l) -ge 1", cdir);
+    assert_int_equal(system(cmd), 0);
+    p = load("p.yaml"); /* from the cache */
+    char *second = san(p, text, NULL);
+    dlp_policy_free(p);
+    assert_string_equal(first, second);
+    /* readable by others: ignored (and rewritten), same answer */
+    snprintf(cmd, sizeof cmd, "chmod 644 %s/hs-*.db", cdir);
+    assert_int_equal(system(cmd), 0);
+    p = load("p.yaml");
+    char *third = san(p, text, NULL);
+    dlp_policy_free(p);
+    assert_string_equal(first, third);
+    /* garbage where the database was: compiled again, same answer */
+    snprintf(cmd, sizeof cmd, "for f in %s/hs-*.db; do head -c 64 /dev/urandom > $f; chmod 600 $f; done", cdir);
+    assert_int_equal(system(cmd), 0);
+    p = load("p.yaml");
+    char *fourth = san(p, text, NULL);
+    dlp_policy_free(p);
+    assert_string_equal(first, fourth);
+    unsetenv("SLUICE_CACHE_DIR");
+    free(first);
+    free(second);
+    free(third);
+    free(fourth);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_examples_runner),
+        cmocka_unit_test(test_compile_cache),
     };
     return cmocka_run_group_tests_name("dlp", tests, setup, teardown);
 }
