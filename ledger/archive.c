@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -99,9 +100,27 @@ int ledger_archive(const char *path, const char *key_path, uint64_t before_seq,
 {
     *moved = 0;
     ledger *l = NULL;
+    /* One archiver at a time (a lock file, not the database's write lock:
+     * appenders must not wait while a segment is compressed and written). */
+    char lockpath[4200];
+    snprintf(lockpath, sizeof lockpath, "%s.archive-lock", path);
+    int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lockfd < 0) {
+        snprintf(why, whylen, "%.300s: %s", lockpath, strerror(errno));
+        return -errno;
+    }
+    if (flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+        const int e = errno;
+        snprintf(why, whylen, "another archive of this ledger is running (%.300s)",
+                 e == EWOULDBLOCK ? lockpath : strerror(e));
+        close(lockfd);
+        return e == EWOULDBLOCK ? -EBUSY : -e;
+    }
     int rc = ledger_open(path, key_path, &l, why, whylen); /* migrates, checks the key */
-    if (rc < 0)
+    if (rc < 0) {
+        close(lockfd);
         return rc;
+    }
     sqlite3 *db = ledger_handle(l);
     uint64_t first = 0, last = 0;
     int src = range_of(db, before_seq, &first, &last);
@@ -215,6 +234,19 @@ int ledger_archive(const char *path, const char *key_path, uint64_t before_seq,
         src = sqlite3_step(ins) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
     }
     sqlite3_finalize(ins);
+    /* Belt and braces: the range must still be whole in the database. */
+    if (src == SQLITE_OK) {
+        sqlite3_stmt *cnt = NULL;
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM main.records WHERE seq BETWEEN %" PRIu64 " AND %" PRIu64,
+                 first, last);
+        if (sqlite3_prepare_v2(db, sql, -1, &cnt, NULL) != SQLITE_OK ||
+            sqlite3_step(cnt) != SQLITE_ROW)
+            src = sqlite3_errcode(db);
+        else if ((uint64_t)sqlite3_column_int64(cnt, 0) != count)
+            src = SQLITE_CONSTRAINT;
+        sqlite3_finalize(cnt);
+    }
     snprintf(sql, sizeof sql,
              "INSERT OR REPLACE INTO meta (key, value) VALUES ('archiving', '1');"
              "DELETE FROM main.records WHERE seq BETWEEN %" PRIu64 " AND %" PRIu64 ";"
@@ -240,6 +272,7 @@ detach:
     sqlite3_exec(db, "DETACH seg", NULL, NULL, NULL);
 out:
     ledger_close(l);
+    close(lockfd); /* releases the lock */
     return rc;
 }
 
