@@ -182,7 +182,8 @@ static int prefilter(dlp_stream *s, uint64_t L)
         }
     }
     /* Hits may arrive out of order for some patterns: sort, then merge. */
-    qsort(s->iv, s->niv, sizeof *s->iv, cmp_iv);
+    if (s->niv > 1)
+        qsort(s->iv, s->niv, sizeof *s->iv, cmp_iv);
     size_t w = 0;
     for (size_t i = 0; i < s->niv; i++) {
         if (w && s->iv[w - 1].rule == s->iv[i].rule && s->iv[i].s <= s->iv[w - 1].e + 1) {
@@ -326,7 +327,8 @@ static int resolve_and_emit(dlp_stream *s, uint64_t C)
     for (size_t i = 0; i < s->nm; i++)
         if (s->m[i].accepted && s->m[i].s < C)
             s->m[n++] = s->m[i];
-    qsort(s->m, n, sizeof *s->m, cmp_finding);
+    if (n > 1)
+        qsort(s->m, n, sizeof *s->m, cmp_finding);
     s->obuf.len = 0;
     for (size_t i = 0; i < n;) {
         const match *first = &s->m[i];
@@ -482,6 +484,8 @@ int dlp_stream_feed(dlp_stream *s, const void *buf, size_t len)
         s->buf = n;
         s->cap = nc;
     }
+    if (len == 0)
+        return 0;
     memcpy(s->buf + s->len, buf, len);
     s->len += len;
     return pump(s, 0);
