@@ -92,6 +92,7 @@ struct fs_inode {
     dev_t dev;
     ino_t sino;
     struct timespec ctime; /* zero for directories and refused entries */
+    uint64_t pgen;         /* policy generation (files): a new policy, a new inode */
     enum fs_kind kind;
     uint64_t generation;
     uint64_t nlookup;              /* kernel references; freed at 0 (root never) */
@@ -123,6 +124,11 @@ static struct {
 
     char mount_id[17];
     atomic_uint_fast64_t req_counter;
+    /* Bumped when a reload changes the policy. A file's FUSE inode belongs
+     * to one generation: after a reload, names lead to new inodes (fresh
+     * page cache), and fds opened before read nothing more (EIO), neither
+     * old-policy bytes nor new bytes their open did not record. */
+    atomic_uint_fast64_t pol_gen;
 
     sem_t hup_sem;
     atomic_int stopping;
@@ -259,11 +265,17 @@ static struct timespec identity_ctime(const struct stat *st, enum fs_kind kind)
     return kind == FS_KIND_FILE ? st->st_ctim : (struct timespec){0, 0};
 }
 
+static uint64_t identity_pgen(enum fs_kind kind)
+{
+    return kind == FS_KIND_FILE ? (uint64_t)atomic_load(&g.pol_gen) : 0;
+}
+
 static int same_identity(const struct fs_inode *i, const struct stat *st, enum fs_kind kind)
 {
     const struct timespec c = identity_ctime(st, kind);
     return i->kind == kind && i->dev == st->st_dev && i->sino == st->st_ino &&
-           i->ctime.tv_sec == c.tv_sec && i->ctime.tv_nsec == c.tv_nsec;
+           i->ctime.tv_sec == c.tv_sec && i->ctime.tv_nsec == c.tv_nsec &&
+           i->pgen == identity_pgen(kind);
 }
 
 static unsigned inode_bucket(dev_t dev, ino_t sino, enum fs_kind kind)
@@ -307,6 +319,7 @@ static struct fs_inode *inode_get(const struct stat *st, enum fs_kind kind, cons
         i->dev = dev;
         i->sino = sino;
         i->ctime = identity_ctime(st, kind);
+        i->pgen = identity_pgen(kind);
         i->kind = kind;
         i->generation = ++g.next_generation;
         i->hnext = g.inodes[b];
@@ -595,7 +608,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (i->kind == FS_KIND_FILE)
         stale = (r == 0 && (v->key.dev != i->dev || v->key.ino != i->sino ||
                             v->key.ctime.tv_sec != i->ctime.tv_sec ||
-                            v->key.ctime.tv_nsec != i->ctime.tv_nsec)) ||
+                            v->key.ctime.tv_nsec != i->ctime.tv_nsec ||
+                            i->pgen != identity_pgen(FS_KIND_FILE))) ||
                 r == -EXDEV || r == -ELOOP || r == -EPERM || r == -EISDIR;
     else /* refused kinds: stale when the path now leads to a servable regular file */
         stale = r == 0;
@@ -1023,6 +1037,8 @@ static void policy_reload(void)
     dlp_policy *old = g.pol;
     int changed = strcmp(dlp_policy_hash(old), nh) != 0;
     g.pol = np;
+    if (changed)
+        atomic_fetch_add(&g.pol_gen, 1);
     pthread_rwlock_unlock(&g.pol_lock);
     dlp_policy_free(old); /* no builder holds it: they run under the read lock */
     log_info("msg=\"policy reloaded\" policy=\"%s\" hash=%s changed=%d", g.o.policy, nh, changed);
@@ -1299,14 +1315,18 @@ int main(int argc, char **argv)
         lr = fuse_session_loop_mt(g.se, lc);
         fuse_loop_cfg_destroy(lc);
     }
-    rc = lr == 0 ? 0 : 1;
+    /* libfuse reports the signal that stopped the loop; SIGTERM and SIGINT
+     * are the ordinary ways to stop a daemon. */
+    const int clean = lr == 0 || lr == SIGTERM || lr == SIGINT;
+    rc = clean ? 0 : 1;
 
     atomic_store(&g.stopping, 1);
     sem_post(&g.hup_sem);
     pthread_join(rt, NULL);
-    record_event(LEDGER_UNMOUNT, "unmounted", lr == 0 ? "clean" : "loop error", g.source_abs,
-                 dlp_policy_hash(g.pol));
-    log_info("msg=\"unmounted\" mountpoint=\"%s\"", cmd.mountpoint);
+    record_event(LEDGER_UNMOUNT, "unmounted",
+                 lr == 0 ? "clean" : lr == SIGTERM ? "clean (SIGTERM)" : lr == SIGINT ? "clean (SIGINT)" : "loop error",
+                 g.source_abs, dlp_policy_hash(g.pol));
+    log_info("msg=\"unmounted\" mountpoint=\"%s\" status=%d", cmd.mountpoint, lr);
 out_signals:
     fuse_remove_signal_handlers(g.se);
 out_ledger:
