@@ -108,6 +108,22 @@ int ledger_schema_migrate(sqlite3 *db, char *why, size_t whylen)
     }
     int version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
+    if (version == 0) {
+        /* Version 0 must mean "new, empty file": never graft a ledger onto
+         * some other application's database given by mistake. */
+        int tables = -1;
+        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) ==
+                SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            tables = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        if (tables != 0) {
+            snprintf(why, whylen, tables < 0 ? "cannot read the schema: %s"
+                                             : "not a sluice ledger (a SQLite database of something else)%.0s",
+                     sqlite3_errmsg(db));
+            return tables < 0 ? -EIO : -EINVAL;
+        }
+    }
     const int latest = (int)SLUICE_ARRAY_LEN(migrations) - 1;
     if (version > latest) {
         snprintf(why, whylen, "schema version %d is newer than this sluice understands (%d)",

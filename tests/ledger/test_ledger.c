@@ -738,13 +738,17 @@ static void test_archive_during_appends(void **state)
         assert_int_equal(w[i].failures, 0);
     }
     ledger_close(l);
-    assert_int_equal(total, 399);
+    /* How far each archive got depends on how far the appenders were (the
+     * head always stays); together they cover 1..the last archived seq. */
+    assert_true(total >= 99);
+    assert_int_equal(sql_int(f->db, "SELECT max(last_seq) FROM segments"), (long long)total);
+    assert_int_equal(sql_int(f->db, "SELECT min(seq) FROM records"), (long long)total + 1);
     ledger_verify_report rep;
     int rc = ledger_verify(f->db, f->key, NULL, 0, &rep);
     if (rc != 0)
         fail_msg("verify: %s", rep.what);
     assert_int_equal(rep.records, 1400);
-    assert_int_equal(rep.segments, 4);
+    assert_true(rep.segments >= 1 && rep.segments <= 4);
 
     /* Another archiver holding the lock: this one is refused, not interleaved. */
     char lock[160];
@@ -755,7 +759,29 @@ static void test_archive_during_appends(void **state)
     assert_int_equal(ledger_archive(f->db, f->key, 1000, &moved, why, sizeof why), -EBUSY);
     close(fd);
     assert_int_equal(ledger_archive(f->db, f->key, 1000, &moved, why, sizeof why), 0);
-    assert_int_equal(moved, 600); /* 400..999 */
+    assert_int_equal(moved, 999 - total); /* total+1 .. 999 */
+}
+
+/* Schema versions: a newer ledger is refused (not misread), and so is a
+ * SQLite database of something else (never grafted onto). */
+static void test_schema_versions(void **state)
+{
+    fixture *f = *state;
+    make_ledger(f, 1);
+    ledger *l;
+    char why[256];
+    sql_exec(f->db, "PRAGMA user_version = 99");
+    assert_int_equal(ledger_open(f->db, f->key, &l, why, sizeof why), -EPROTO);
+    assert_non_null(strstr(why, "newer"));
+    char other[160];
+    snprintf(other, sizeof other, "%s/other.db", f->dir);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(other, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "CREATE TABLE invoices (id INTEGER)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    assert_int_equal(ledger_open(other, f->key, &l, why, sizeof why), -EINVAL);
+    assert_non_null(strstr(why, "not a sluice ledger"));
+    assert_int_equal(sql_int(other, "SELECT count(*) FROM sqlite_master"), 1);
 }
 
 /* ---- crash: SIGKILL while 16 threads append ----------------------------------------- */
@@ -934,6 +960,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_event_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_database_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relative_path_and_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appenders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untouched_ledger_verifies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_edit_field, setup, teardown),
