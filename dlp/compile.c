@@ -151,6 +151,8 @@ static int compile_pcre(struct dlp_policy *p, dlp_rule *r, dlp_error *err)
     return 0;
 }
 
+char *dlp_prefilter_expr(const dlp_rule *r) { return loosen(r->prefilter ? r->prefilter : r->pattern); }
+
 /* A context word as a Vectorscan literal: every byte escaped. */
 static char *literal(const char *w)
 {
@@ -322,7 +324,7 @@ static int compile_hs(struct dlp_policy *p, dlp_error *err)
     }
     for (size_t i = 0; i < n; i++) {
         p->rules[i].prefiltered = 1;
-        if (!p->rules[i].nctx && !(loose[i] = loosen(p->rules[i].pattern))) {
+        if (!p->rules[i].nctx && !(loose[i] = dlp_prefilter_expr(&p->rules[i]))) {
             rc = -ENOMEM;
             goto out;
         }

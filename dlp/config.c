@@ -58,7 +58,7 @@ static int yscalar(ycx *c, yaml_node_t *n, const char *what, const char **out)
 
 static int ystrdup(ycx *c, yaml_node_t *n, const char *what, char **out)
 {
-    const char *s;
+    const char *s = NULL;
     int rc = yscalar(c, n, what, &s);
     if (rc)
         return rc;
@@ -69,7 +69,7 @@ static int ystrdup(ycx *c, yaml_node_t *n, const char *what, char **out)
 
 static int yint(ycx *c, yaml_node_t *n, const char *what, long lo, long hi, long *out)
 {
-    const char *s;
+    const char *s = NULL;
     int rc = yscalar(c, n, what, &s);
     if (rc)
         return rc;
@@ -84,7 +84,7 @@ static int yint(ycx *c, yaml_node_t *n, const char *what, long lo, long hi, long
 
 static int ybool(ycx *c, yaml_node_t *n, const char *what, int *out)
 {
-    const char *s;
+    const char *s = NULL;
     int rc = yscalar(c, n, what, &s);
     if (rc)
         return rc;
@@ -176,7 +176,7 @@ static int ymap(ycx *c, yaml_node_t *n, const char *what, const char *const *all
 
 static int parse_action_type(ycx *c, yaml_node_t *n, enum dlp_action *t)
 {
-    const char *s;
+    const char *s = NULL;
     int rc = yscalar(c, n, "action", &s);
     if (rc)
         return rc;
@@ -208,7 +208,7 @@ static int action_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, v
     if (!strcmp(key, "type"))
         return 0; /* handled first */
     if (!strcmp(key, "char")) {
-        const char *s;
+        const char *s = NULL;
         if ((rc = yscalar(c, v, "action.char", &s)))
             return rc;
         if (strlen(s) != 1 || (unsigned char)s[0] < 0x20 || (unsigned char)s[0] > 0x7e)
@@ -264,7 +264,7 @@ static int parse_action(ycx *c, yaml_node_t *n, dlp_action_spec *a)
 
 static int parse_example(ycx *c, yaml_node_t *n, int with_spans, dlp_example *ex)
 {
-    const char *s;
+    const char *s = NULL;
     int rc = yscalar(c, n, with_spans ? "must-match" : "must-not-match", &s);
     if (rc)
         return rc;
@@ -326,7 +326,7 @@ static int validator_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v
     dlp_rule *r = arg;
     if (!strcmp(key, "name"))
         return 0;
-    const char *s;
+    const char *s = NULL;
     int rc = yscalar(c, v, "validator.min-bits", &s);
     if (rc)
         return rc;
@@ -351,7 +351,7 @@ static int parse_validator(ycx *c, yaml_node_t *n, dlp_rule *r)
         if (!name)
             return YERR(c, n, "validator: missing 'name'");
     }
-    const char *s;
+    const char *s = NULL;
     int rc = yscalar(c, name, "validator", &s);
     if (rc)
         return rc;
@@ -430,6 +430,8 @@ static int rule_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, voi
     }
     if (!strcmp(key, "caseless"))
         return ybool(c, v, "caseless", &r->caseless);
+    if (!strcmp(key, "prefilter"))
+        return ystrdup(c, v, "prefilter", &r->prefilter);
     if (!strcmp(key, "max-length")) {
         int rc = yint(c, v, "max-length", 1, DLP_MAX_MAX_LENGTH, &n);
         r->max_length = (unsigned)n;
@@ -463,6 +465,7 @@ void dlp_rule_free_fields(dlp_rule *r)
     free(r->id);
     free(r->description);
     free(r->pattern);
+    free(r->prefilter);
     free(r->file);
     strlist_free(r->ctx_words, r->nctx);
     free(r->action.label);
@@ -496,7 +499,7 @@ static int grow_rules(struct dlp_policy *p)
 
 static int parse_rule(ycx *c, yaml_node_t *n, struct dlp_policy *p)
 {
-    static const char *const keys[] = {"id", "description", "pattern", "caseless", "max-length",
+    static const char *const keys[] = {"id", "description", "pattern", "prefilter", "caseless", "max-length",
                                        "validator", "context", "action", "tags", "allow",
                                        "must-match", "must-not-match", NULL};
     int rc = grow_rules(p);
@@ -528,7 +531,7 @@ static int pack_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, voi
     (void)k;
     struct dlp_policy *p = arg;
     if (!strcmp(key, "pack")) {
-        const char *s;
+        const char *s = NULL;
         return yscalar(c, v, "pack", &s);
     }
     if (!strcmp(key, "version")) {
@@ -536,7 +539,7 @@ static int pack_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, voi
         return yint(c, v, "version", 1, 1, &n);
     }
     if (!strcmp(key, "description")) {
-        const char *s;
+        const char *s = NULL;
         return yscalar(c, v, "description", &s);
     }
     /* rules */
@@ -652,7 +655,7 @@ static int limits_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, v
     (void)k;
     struct dlp_policy *p = arg;
     if (!strcmp(key, "max-file-size")) {
-        const char *s;
+        const char *s = NULL;
         int rc = yscalar(c, v, "limits.max-file-size", &s);
         if (rc)
             return rc;
@@ -669,11 +672,44 @@ static int limits_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, v
     return rc;
 }
 
+static int documents_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    (void)k;
+    struct dlp_policy *p = arg;
+    const char *s = NULL;
+    int rc;
+    if (!strcmp(key, "extract"))
+        return ystrlist(c, v, "documents.extract", &p->doc_types, &p->ndoc_types);
+    if ((rc = yscalar(c, v, key, &s)))
+        return rc;
+    if (!strcmp(key, "metadata")) {
+        if (strcmp(s, "mask") && strcmp(s, "drop"))
+            return YERR(c, v, "documents.metadata: expected mask or drop");
+        p->docs.drop_metadata = !strcmp(s, "drop");
+    } else if (!strcmp(key, "suffix")) {
+        if (strlen(s) >= sizeof p->docs.suffix || strchr(s, '/'))
+            return YERR(c, v, "documents.suffix: expected a short file-name suffix such as .txt");
+        snprintf(p->docs.suffix, sizeof p->docs.suffix, "%s", s);
+    } else if (!strcmp(key, "timeout-ms")) {
+        long n;
+        if ((rc = yint(c, v, key, 100, 600000, &n)))
+            return rc;
+        p->docs.timeout_ms = (unsigned)n;
+    } else {
+        uint64_t *dst = !strcmp(key, "max-output") ? &p->docs.max_output
+                      : !strcmp(key, "max-expanded") ? &p->docs.max_expanded
+                                                     : &p->docs.max_memory;
+        if (parse_size(s, dst) || *dst == 0)
+            return YERR(c, v, "documents.%s: expected a size such as 64M", key);
+    }
+    return 0;
+}
+
 static int policy_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
 {
     (void)k;
     policy_parse *pp = arg;
-    const char *s;
+    const char *s = NULL;
     long n;
     if (!strcmp(key, "policy")) {
         pp->has_policy = 1;
@@ -694,6 +730,10 @@ static int policy_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, v
     else if (!strcmp(key, "types")) {
         static const char *const keys[] = {"allow", "deny", NULL};
         return ymap(c, v, "types", keys, types_key, pp->p);
+    } else if (!strcmp(key, "documents")) {
+        static const char *const keys[] = {"extract", "metadata", "suffix", "timeout-ms",
+                                           "max-output", "max-expanded", "max-memory", NULL};
+        return ymap(c, v, "documents", keys, documents_key, pp->p);
     } else if (!strcmp(key, "limits")) {
         static const char *const keys[] = {"max-file-size", "match-limit", "depth-limit", NULL};
         return ymap(c, v, "limits", keys, limits_key, pp->p);
@@ -834,6 +874,12 @@ int dlp_config_load(const char *path, int is_pack_only, struct dlp_policy *p, dl
     p->max_size = 256ull << 20;
     p->match_limit = 1000000;
     p->depth_limit = 10000;
+    p->docs = (dlp_documents){.drop_metadata = 0,
+                              .max_output = 64ull << 20,
+                              .max_expanded = 512ull << 20,
+                              .max_memory = 1ull << 30,
+                              .timeout_ms = 20000,
+                              .suffix = ".txt"};
     if (is_pack_only) {
         p->all_types = 1;
         rc = load_pack(path, p, err, h);
@@ -863,7 +909,7 @@ int dlp_config_load(const char *path, int is_pack_only, struct dlp_policy *p, dl
     snprintf(pp.dir, sizeof pp.dir, "%s", dirname(tmp)); /* dirname may write into tmp */
     yaml_node_t *root = yaml_document_get_root_node(&c.doc);
     static const char *const keys[] = {"policy", "version", "description", "packs", "disable",
-                                       "types", "actions", "key-file", "limits", NULL};
+                                       "types", "actions", "key-file", "limits", "documents", NULL};
     rc = ymap(&c, root, "policy", keys, policy_key, &pp);
     if (!rc && !pp.has_policy)
         rc = YERR(&c, root, "not a policy: missing 'policy:' (a rule pack has 'pack:')");

@@ -50,6 +50,21 @@ const char *dlp_policy_path(const dlp_policy *p);
 /* Largest input the policy lets the engine check (policy `limits.max-file-size`). */
 uint64_t dlp_policy_max_size(const dlp_policy *p);
 size_t dlp_policy_rule_count(const dlp_policy *p);
+
+/* Documents (PDF, Office, OpenDocument, RTF, HTML, e-mail): the policy's
+ * `documents:` section. Types it lists are served as their extracted text,
+ * sanitized like any text; the original bytes never are. */
+typedef struct dlp_documents {
+    int drop_metadata;     /* 1: properties, comments, tracked changes left out */
+    uint64_t max_output;   /* extracted text larger than this is refused */
+    uint64_t max_expanded; /* zip containers expanding past this are refused */
+    uint64_t max_memory;   /* the extractor's address-space limit */
+    unsigned timeout_ms;   /* one extraction's wall-clock limit */
+    char suffix[32];       /* how sluicefs names the view: contract.pdf -> contract.pdf.txt */
+} dlp_documents;
+const dlp_documents *dlp_policy_documents(const dlp_policy *p);
+/* 1 when this MIME type is served as extracted text under the policy. */
+int dlp_policy_extracts(const dlp_policy *p, const char *mime);
 const char *dlp_policy_rule_id(const dlp_policy *p, size_t i);
 
 /* ---- content type --------------------------------------------------------- */
@@ -58,6 +73,7 @@ typedef struct dlp_type {
     char mime[128];     /* libmagic MIME type, e.g. "text/plain" */
     char encoding[64];  /* libmagic encoding, e.g. "utf-8", "utf-16le", "binary" */
     int allowed;        /* 1 when the policy lets this type be served */
+    int document;       /* 1 when it is served as its extracted text */
     char reason[160];   /* why it is denied, for the ledger and logs */
 } dlp_type;
 
@@ -93,6 +109,7 @@ typedef struct dlp_result {
     dlp_rule_hits *hits; /* per rule, rules with count > 0 only, in policy order */
     size_t nhits;
     char reason[160]; /* set when the call fails or denies */
+    char extractor[32]; /* the document extractor used, "" for plain text */
 } dlp_result;
 
 /* 0: out->data may be served. -EACCES: the policy denies the type (out->type

@@ -42,6 +42,7 @@ typedef struct dlp_example {
 
 typedef struct dlp_rule {
     char *id, *description, *pattern;
+    char *prefilter; /* optional: a superset of `pattern` for Vectorscan */
     char *file; /* the pack it came from, for messages */
     int line;
     int pat_line, pat_col; /* where the pattern's text starts in the file */
@@ -79,6 +80,9 @@ struct dlp_policy {
     size_t keylen;
     uint64_t max_size;
     uint32_t match_limit, depth_limit;
+    dlp_documents docs;
+    char **doc_types;
+    size_t ndoc_types;
 
     /* compiled */
     hs_database_t *hs;
@@ -119,8 +123,13 @@ int dlp_apply_action(const struct dlp_policy *p, const dlp_rule *r, const uint8_
 /* classify.c */
 int dlp_type_allowed(const struct dlp_policy *p, const char *mime, char *reason, size_t rlen);
 
-/* scan.c: rule ri's accepted finding spans in `text`, alone (for examples). */
+/* scan.c: rule ri's accepted finding spans in `text`, alone (for examples);
+ * with `ends`, also the end offset of every PCRE2 match, accepted or not. */
 int dlp_rule_spans(const struct dlp_policy *p, size_t ri, const uint8_t *text, size_t len,
-                   dlp_span **spans, size_t *nspans, char *why, size_t whylen);
+                   dlp_span **spans, size_t *nspans, uint64_t **ends, size_t *nends, char *why,
+                   size_t whylen);
+
+/* compile.c: the expression Vectorscan gets for a rule (malloc'd). */
+char *dlp_prefilter_expr(const dlp_rule *r);
 
 #endif

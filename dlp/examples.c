@@ -7,6 +7,60 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A rule's own `prefilter` must report every place the rule's pattern can
+ * end, or findings would be lost; check that on every example. */
+typedef struct ends_ctx {
+    const uint64_t *want;
+    size_t n;
+    uint8_t *seen;
+} ends_ctx;
+
+static int on_end(unsigned int id, unsigned long long from, unsigned long long to,
+                  unsigned int flags, void *ctx)
+{
+    (void)id;
+    (void)from;
+    (void)flags;
+    ends_ctx *e = ctx;
+    for (size_t i = 0; i < e->n; i++)
+        if (e->want[i] == to)
+            e->seen[i] = 1;
+    return 0;
+}
+
+/* 0 when every end in `want` is reported by the rule's prefilter; else the
+ * first missing end + 1. */
+static size_t prefilter_misses(const dlp_rule *r, const dlp_example *ex, const uint64_t *want,
+                               size_t n)
+{
+    if (!r->prefilter || n == 0)
+        return 0;
+    char *expr = dlp_prefilter_expr(r);
+    hs_database_t *db = NULL;
+    hs_scratch_t *scratch = NULL;
+    hs_compile_error_t *ce = NULL;
+    size_t miss = 0;
+    uint8_t *seen = calloc(n, 1);
+    if (!expr || !seen ||
+        hs_compile(expr, (r->caseless ? HS_FLAG_CASELESS : 0) | HS_FLAG_PREFILTER, HS_MODE_BLOCK,
+                   NULL, &db, &ce) != HS_SUCCESS ||
+        hs_alloc_scratch(db, &scratch) != HS_SUCCESS) {
+        miss = want[0] + 1;
+    } else {
+        ends_ctx e = {want, n, seen};
+        hs_scan(db, ex->text, (unsigned)ex->len, 0, scratch, on_end, &e);
+        for (size_t i = 0; i < n && !miss; i++)
+            if (!seen[i])
+                miss = want[i] + 1;
+    }
+    hs_free_compile_error(ce);
+    hs_free_scratch(scratch);
+    hs_free_database(db);
+    free(expr);
+    free(seen);
+    return miss;
+}
+
 static void describe(char *out, size_t outlen, const char *lead, const dlp_example *ex,
                      const dlp_span *got, size_t ngot)
 {
@@ -35,12 +89,18 @@ int dlp_test_examples(const dlp_policy *p, dlp_example_report_fn report, void *c
             for (size_t i = 0; i < n; i++) {
                 const dlp_example *ex = &exs[i];
                 dlp_span *got = NULL;
-                size_t ngot = 0;
+                uint64_t *ends = NULL;
+                size_t ngot = 0, nends = 0, miss;
                 char why[200];
                 int rc = dlp_rule_spans(p, ri, (const uint8_t *)ex->text, ex->len, &got, &ngot,
-                                        why, sizeof why);
+                                        &ends, &nends, why, sizeof why);
                 int ok;
-                if (rc) {
+                if (!rc && (miss = prefilter_misses(r, ex, ends, nends))) {
+                    snprintf(what, sizeof what,
+                             "%s (line %d): the rule's prefilter misses the match ending at %zu",
+                             kind ? "must-not-match" : "must-match", ex->line, miss - 1);
+                    ok = 0;
+                } else if (rc) {
                     snprintf(what, sizeof what, "%s (line %d): %s",
                              kind ? "must-not-match" : "must-match", ex->line, why);
                     ok = 0;
@@ -54,6 +114,7 @@ int dlp_test_examples(const dlp_policy *p, dlp_example_report_fn report, void *c
                     describe(what, sizeof what, "must-match", ex, got, ngot);
                 }
                 free(got);
+                free(ends);
                 failed += !ok;
                 if (report)
                     report(ctx, r->id, ok, what);

@@ -60,6 +60,9 @@ void dlp_policy_free(dlp_policy *p)
     for (size_t i = 0; i < p->ndeny_types; i++)
         free(p->deny_types[i]);
     free(p->deny_types);
+    for (size_t i = 0; i < p->ndoc_types; i++)
+        free(p->doc_types[i]);
+    free(p->doc_types);
     if (p->hs_proto)
         hs_free_scratch(p->hs_proto);
     if (p->hs)
@@ -74,6 +77,7 @@ void dlp_policy_free(dlp_policy *p)
 }
 
 const char *dlp_policy_hash(const dlp_policy *p) { return p->hash; }
+const dlp_documents *dlp_policy_documents(const dlp_policy *p) { return &p->docs; }
 const char *dlp_policy_path(const dlp_policy *p) { return p->path; }
 uint64_t dlp_policy_max_size(const dlp_policy *p) { return p->max_size; }
 size_t dlp_policy_rule_count(const dlp_policy *p) { return p->nrules; }

@@ -542,7 +542,8 @@ void dlp_stream_free(dlp_stream *s)
 /* ---- one rule over one example (examples.c) -------------------------------- */
 
 int dlp_rule_spans(const struct dlp_policy *p, size_t ri, const uint8_t *text, size_t len,
-                   dlp_span **spans, size_t *nspans, char *why, size_t whylen)
+                   dlp_span **spans, size_t *nspans, uint64_t **ends, size_t *nends, char *why,
+                   size_t whylen)
 {
     dlp_stream *s;
     int rc = dlp_stream_new(p, NULL, NULL, NULL, &s);
@@ -566,6 +567,14 @@ int dlp_rule_spans(const struct dlp_policy *p, size_t ri, const uint8_t *text, s
         for (size_t i = 0; !rc && i < s->nm; i++)
             if (s->m[i].accepted)
                 (*spans)[(*nspans)++] = (dlp_span){s->m[i].fs, s->m[i].fe - s->m[i].fs};
+        if (!rc && ends) {
+            *ends = calloc(s->nm + 1, sizeof **ends);
+            if (!*ends)
+                rc = -ENOMEM;
+            for (size_t i = 0; !rc && i < s->nm; i++)
+                (*ends)[i] = s->m[i].e;
+            *nends = rc ? 0 : s->nm;
+        }
     }
     dlp_stream_free(s);
     return rc;

@@ -613,6 +613,47 @@ static void test_examples_runner(void **state)
     dlp_policy_free(p);
 }
 
+/* A rule's own prefilter: same answers when it is a superset, and `rules
+ * test` catches one that is not. */
+static void test_rule_prefilter(void **state)
+{
+    (void)state;
+    write_file("pf.yaml",
+               "pack: pf\nversion: 1\nrules:\n"
+               "  - id: card\n"
+               "    pattern: '(?<![0-9])(?:4[0-9]{3}|5[1-5][0-9]{2})(?:[ -]?[0-9]{4}){3}(?![0-9])'\n"
+               "    prefilter: '[0-9](?:[ -]?[0-9]){12,18}'\n"
+               "    validator: luhn\n"
+               "    action: {type: mask, keep-last: 4}\n"
+               "    must-match: ['pay [[4111 1111 1111 1111]] now', '[[5555-5555-5555-4444]]']\n"
+               "    must-not-match: ['4111 1111 1111 1112']\n",
+               0644);
+    write_file("pfbad.yaml",
+               "pack: pf\nversion: 1\nrules:\n"
+               "  - id: card\n"
+               "    pattern: '(?<![0-9])(?:4[0-9]{3}|5[1-5][0-9]{2})(?:[ -]?[0-9]{4}){3}(?![0-9])'\n"
+               "    prefilter: '4[0-9]{15}'\n"
+               "    action: {type: mask, keep-last: 4}\n"
+               "    must-match: ['pay [[4111 1111 1111 1111]] now']\n",
+               0644);
+    char path[256];
+    dlp_policy *p;
+    dlp_error err;
+    int counts[2] = {0, 0};
+    snprintf(path, sizeof path, "%s/pf.yaml", dir);
+    assert_int_equal(dlp_pack_load(path, &p, &err), 0);
+    assert_int_equal(dlp_test_examples(p, report_count, counts), 0);
+    char *v = san(p, "a 4111 1111 1111 1111 b 5555-5555-5555-4444 c 4111111111111111\n", NULL);
+    assert_string_equal(v, "a **** **** **** 1111 b ****-****-****-4444 c ************1111\n");
+    free(v);
+    dlp_policy_free(p);
+    /* the unspaced prefilter cannot see a spaced card: rules test says so */
+    snprintf(path, sizeof path, "%s/pfbad.yaml", dir);
+    assert_int_equal(dlp_pack_load(path, &p, &err), 0);
+    assert_int_equal(dlp_test_examples(p, NULL, NULL), 1);
+    dlp_policy_free(p);
+}
+
 /* The compiled-database cache: used when trustworthy, ignored otherwise,
  * and never a different answer. */
 static void test_compile_cache(void **state)
@@ -674,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_examples_runner),
         cmocka_unit_test(test_compile_cache),
+        cmocka_unit_test(test_rule_prefilter),
     };
     return cmocka_run_group_tests_name("dlp", tests, setup, teardown);
 }
