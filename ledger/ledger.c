@@ -26,12 +26,15 @@
 /* Records per transaction at most: bounds the time one leader holds the
  * write lock and the latency of the appenders queued behind it. */
 #define LEDGER_MAX_BATCH 4096
-/* How long a new leader may wait for the appenders of the previous batch to
- * queue again before it commits. Without it, batches alternate between 1
- * record (whoever comes back first leads at once) and the rest; a fsync
- * costs 0.3-2 ms here, so waiting at most 0.2 ms to fill a batch is cheap.
- * A lone appender never waits (its previous batch was 1). */
-#define LEDGER_GATHER_NS 200000L
+/* Gathering. A new leader may wait for the appenders of recent batches to
+ * queue again before it commits: without that, batches alternate between 1
+ * record (whoever comes back first leads at once) and the rest, and half of
+ * every fsync is wasted. The leader waits until the queue holds `target`
+ * records (a peak of recent batch sizes, decaying by 1/8 per commit so that
+ * a drop in load costs only a few short waits) or for at most the average
+ * commit time (capped): waiting one fsync to fill a batch never loses more
+ * than it gains. A lone appender never waits (its target is 1). */
+#define LEDGER_GATHER_MAX_NS 2000000L
 
 typedef struct ledger_waiter {
     struct ledger_waiter *next;
@@ -56,7 +59,8 @@ struct ledger {
     pthread_cond_t cond;
     pthread_cond_t gather; /* the leader waits here for its batch to fill */
     ledger_waiter *qhead, *qtail;
-    size_t qlen, last_batch;
+    size_t qlen, target;    /* queued records; the batch size gathering aims for */
+    long commit_ns;         /* moving average of a commit's duration */
     int leader_active, gathering;
     ledger_stats stats;
     const char *step; /* what the current leader is doing, for the failure log */
@@ -219,6 +223,14 @@ void ledger_close(ledger *l)
 {
     if (!l)
         return;
+    if (l->stats.commits || l->stats.failed_commits)
+        log_info("msg=\"ledger closed\" ledger=%s records=%llu commits=%llu failed_commits=%llu "
+                 "records_per_commit=%.1f commit_ms=%.2f",
+                 l->path, (unsigned long long)l->stats.records,
+                 (unsigned long long)l->stats.commits,
+                 (unsigned long long)l->stats.failed_commits,
+                 l->stats.commits ? (double)l->stats.records / (double)l->stats.commits : 0.0,
+                 (double)l->commit_ns / 1e6);
     sqlite3_finalize(l->ins);
     sqlite3_finalize(l->head);
     sqlite3_finalize(l->seghead);
@@ -546,7 +558,7 @@ int ledger_append(ledger *l, const ledger_record *r, uint64_t *seq)
         l->qhead = &w;
     l->qtail = &w;
     l->qlen++;
-    if (l->gathering && l->qlen >= l->last_batch)
+    if (l->gathering && l->qlen >= l->target)
         pthread_cond_signal(&l->gather);
     while (!w.done) {
         if (l->leader_active) {
@@ -555,16 +567,18 @@ int ledger_append(ledger *l, const ledger_record *r, uint64_t *seq)
         }
         /* Lead: take the queue (ours is in it), commit it, wake its owners. */
         l->leader_active = 1;
-        if (l->last_batch > 1 && l->qlen < l->last_batch) {
+        if (l->target > 1 && l->qlen < l->target) {
+            const long wait_ns = l->commit_ns < LEDGER_GATHER_MAX_NS ? l->commit_ns
+                                                                    : LEDGER_GATHER_MAX_NS;
             struct timespec deadline;
             clock_gettime(CLOCK_MONOTONIC, &deadline);
-            deadline.tv_nsec += LEDGER_GATHER_NS;
+            deadline.tv_nsec += wait_ns;
             if (deadline.tv_nsec >= 1000000000L) {
                 deadline.tv_sec++;
                 deadline.tv_nsec -= 1000000000L;
             }
             l->gathering = 1;
-            while (l->qlen < l->last_batch &&
+            while (l->qlen < l->target &&
                    pthread_cond_timedwait(&l->gather, &l->lock, &deadline) != ETIMEDOUT)
                 ;
             l->gathering = 0;
@@ -579,11 +593,15 @@ int ledger_append(ledger *l, const ledger_record *r, uint64_t *seq)
         if (!l->qhead)
             l->qtail = NULL;
         l->qlen -= n;
-        l->last_batch = n;
+        l->target = n > l->target * 7 / 8 ? n : l->target * 7 / 8;
         last->next = NULL;
         pthread_mutex_unlock(&l->lock);
 
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         int brc = write_batch(l, batch);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        const long took = (t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec);
         if (brc < 0) {
             log_error("msg=\"ledger append failed: access must be refused\" ledger=%s step=\"%s\" "
                       "records=%zu err=\"%s\" sqlite=\"%s\"",
@@ -591,6 +609,7 @@ int ledger_append(ledger *l, const ledger_record *r, uint64_t *seq)
         }
 
         pthread_mutex_lock(&l->lock);
+        l->commit_ns = l->commit_ns ? (l->commit_ns * 7 + took) / 8 : took;
         if (brc == 0) {
             l->stats.commits++;
             l->stats.records += n;

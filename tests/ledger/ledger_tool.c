@@ -3,7 +3,9 @@
  * the real ledger_append() (nothing here writes SQL).
  *
  *   ledger_tool fill DB KEY N          append N varied records (deterministic)
- *   ledger_tool bench DB KEY THREADS N append N records from THREADS threads
+ *   ledger_tool bench DB KEY THREADS N [THINK_US]
+ *                                      append N records from THREADS threads
+ *                                      (each working THINK_US between appends)
  *                                      and print durable records per second
  *
  * Must never: be installed or used outside tests and examples. */
@@ -110,9 +112,19 @@ static int do_fill(const char *db, const char *key, unsigned n)
 
 typedef struct bench_worker {
     ledger *l;
-    unsigned n, id;
+    unsigned n, id, think_us;
     int rc;
 } bench_worker;
+
+/* Time between appends, as a reader spends between opens (its read, close
+ * and own work): slept, as 16 readers on a 2-core machine mostly wait. */
+static void think(unsigned us)
+{
+    if (!us)
+        return;
+    const struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
 
 static void *bench_thread(void *arg)
 {
@@ -121,11 +133,13 @@ static void *bench_thread(void *arg)
         char path[64], src[SHA256_HEX_LEN], srv[SHA256_HEX_LEN];
         ledger_record r = sample(i * 16 + w->id, path, sizeof path, src, srv);
         w->rc = ledger_append(w->l, &r, NULL);
+        think(w->think_us);
     }
     return NULL;
 }
 
-static int do_bench(const char *db, const char *key, unsigned threads, unsigned n)
+static int do_bench(const char *db, const char *key, unsigned threads, unsigned n,
+                    unsigned think_us)
 {
     ledger *l;
     if (threads == 0 || threads > 256 || open_or_die(db, key, &l) < 0)
@@ -135,7 +149,8 @@ static int do_bench(const char *db, const char *key, unsigned threads, unsigned 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (unsigned i = 0; i < threads; i++) {
-        w[i] = (bench_worker){.l = l, .n = n / threads + (i < n % threads), .id = i};
+        w[i] = (bench_worker){.l = l, .n = n / threads + (i < n % threads), .id = i,
+                              .think_us = think_us};
         pthread_create(&th[i], NULL, bench_thread, &w[i]);
     }
     int rc = 0;
@@ -167,9 +182,10 @@ int main(int argc, char **argv)
     log_init("ledger_tool", LOG_LVL_WARN);
     if (argc == 5 && !strcmp(argv[1], "fill"))
         return do_fill(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10));
-    if (argc == 6 && !strcmp(argv[1], "bench"))
+    if ((argc == 6 || argc == 7) && !strcmp(argv[1], "bench"))
         return do_bench(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10),
-                        (unsigned)strtoul(argv[5], NULL, 10));
-    fprintf(stderr, "usage: ledger_tool fill DB KEY N | bench DB KEY THREADS N\n");
+                        (unsigned)strtoul(argv[5], NULL, 10),
+                        argc == 7 ? (unsigned)strtoul(argv[6], NULL, 10) : 0);
+    fprintf(stderr, "usage: ledger_tool fill DB KEY N | bench DB KEY THREADS N [THINK_US]\n");
     return 2;
 }
