@@ -371,6 +371,8 @@ int fs_view_get(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel,
     fs_source_free(&src);
     if (v == NULL)
         return -ENOMEM;
+    log_debug("msg=\"view built\" path=\"%s\" view=%llu source_size=%zu size=%zu status=%d racy=%d",
+              rel, (unsigned long long)v->gen, (size_t)src.st.st_size, v->len, v->status, v->racy);
 
     fs_view *dead = NULL;
     pthread_mutex_lock(&c->lock);
