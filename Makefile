@@ -7,6 +7,7 @@
 #   make            build every program and test binary
 #   make check      run every test (unit + integration); ends with a summary line
 #   make bench      run the benchmarks (separate from check: they take time)
+#   make soak       16 readers for 10 minutes under reloads and publishing
 #   make sanitize   ASan+UBSan build, then the whole test suite against it
 #   make fuzz       libFuzzer campaigns, bounded in time (FUZZ_SECONDS each)
 #   make deps       install the Debian packages a fresh machine needs
@@ -46,7 +47,7 @@ PROGRAMS  :=   # installed binaries
 TESTBINS  :=   # unit test binaries run by `make check`
 MANPAGES  :=
 
-.PHONY: all check bench sanitize fuzz deps deps-ensure demo install clean
+.PHONY: all check bench soak sanitize fuzz deps deps-ensure demo install clean
 all:
 
 include $(sort $(wildcard */module.mk */*/module.mk))
@@ -75,6 +76,12 @@ check: deps-ensure
 
 bench: all
 	tests/bench/run $(B)
+
+# 16 readers for SOAK_SECONDS (default 600) under policy reloads and diode
+# publishing; reports ops/s, errors, sluicefs RSS, ledger completeness.
+SOAK_SECONDS ?= 600
+soak: all
+	tests/soak/soak.sh $(SOAK_SECONDS)
 
 sanitize:
 	$(MAKE) B=build-san OPTFLAGS='-O1 -g -fno-omit-frame-pointer' \
