@@ -15,9 +15,7 @@ static const struct {
 } commands[] = {
     {"scan", cmd_scan, "print the sanitized view of files"},
     {"rules", cmd_rules, "lint or test rule packs and policies"},
-#ifndef SLUICE_NO_LEDGER_CMD
     {"ledger", cmd_ledger, "query, verify and checkpoint the access ledger"},
-#endif
     {"keygen", cmd_keygen, "create a key file for hashing or ledger sealing"},
 };
 
