@@ -82,6 +82,7 @@ typedef struct receiver {
     int pub_busy, pub_ready, pub_quit, pub_started;
     int final_end_seen;
     /* counters */
+    uint32_t kernel_drops;
     uint64_t published, published_bytes, present, hash_fail, rejected, write_fail, switches;
 } receiver;
 
@@ -615,23 +616,34 @@ static int loop_udp(receiver *r)
     static uint8_t bufs[RECV_BATCH][DIODE_HDR_LEN + DIODE_MAX_SYMBOL + 1];
     struct mmsghdr msgs[RECV_BATCH];
     struct iovec iov[RECV_BATCH];
+    /* SO_RXQ_OVFL: the kernel tells how many datagrams it dropped because
+     * our socket buffer was full; reported so that a too-small buffer or a
+     * too-fast sender shows as such. */
+    static union {
+        char buf[CMSG_SPACE(sizeof(uint32_t))];
+        struct cmsghdr align;
+    } ctl[RECV_BATCH];
+    const int one = 1;
+    setsockopt(r->ch.fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
     double last = now_s(), linger_until = 0;
     for (;;) {
         struct pollfd p = {.fd = r->ch.fd, .events = POLLIN};
-        const int pr = poll(&p, 1, RECV_BATCH_MS);
+        const int pr = poll(&p, 1, linger_until > 0 ? 200 : RECV_BATCH_MS);
         if (g_stop)
             return 0;
         if (pr == 0) {
             publish_handoff(r, 0);
             if (r->idle_exit > 0 && now_s() - last > r->idle_exit)
                 return 0;
-            if (linger_until > 0 && now_s() >= linger_until)
-                return 0;
+            if (linger_until > 0)
+                return 0; /* the link went quiet after the last pass */
             continue;
         }
         for (int i = 0; i < RECV_BATCH; i++) {
             iov[i] = (struct iovec){.iov_base = bufs[i], .iov_len = sizeof bufs[i]};
-            msgs[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+            msgs[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1,
+                                                   .msg_control = ctl[i].buf,
+                                                   .msg_controllen = sizeof ctl[i].buf}};
         }
         const int n = recvmmsg(r->ch.fd, msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
@@ -641,13 +653,20 @@ static int loop_udp(receiver *r)
             return -errno;
         }
         last = now_s();
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             diode_rx_packet(r->rx, bufs[i], msgs[i].msg_len);
+            for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm;
+                 cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm))
+                if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL &&
+                    cm->cmsg_len >= CMSG_LEN(sizeof(uint32_t)))
+                    memcpy(&r->kernel_drops, CMSG_DATA(cm), sizeof(uint32_t));
+        }
         publish_maybe(r);
         if (r->once && r->final_end_seen) {
-            /* Keep the socket bound while the last repair packets are in
-             * flight: closing it at once would make our kernel answer them
-             * with ICMP port-unreachable, a packet back to the sender. */
+            /* Keep the socket bound until the link is quiet (200 ms) or for
+             * a second at most: closing it while the last repair packets
+             * are in flight would make our kernel answer them with ICMP
+             * port-unreachable, a packet back to the sender. */
             if (linger_until == 0)
                 linger_until = now_s() + 1.0;
             else if (now_s() >= linger_until)
@@ -807,16 +826,20 @@ int diode_recv_main(int argc, char **argv)
     pthread_join(r->pub_thread, NULL);
     const diode_rx_stats *st = diode_rx_get_stats(r->rx);
     const uint64_t missing = count_missing(r);
+    char drops[64] = "";
+    if (r->ch.kind == DIODE_CHAN_UDP)
+        snprintf(drops, sizeof drops, "; dropped by the kernel (socket buffer full) %u",
+                 r->kernel_drops);
     fprintf(stderr,
             "sluice-diode: recv: published %llu files (%llu bytes), already present %llu, "
             "missing %llu, rejected %llu, hash mismatches %llu; packets %llu, bad %llu, "
-            "blocks %llu, repaired %llu, lost %llu\n",
+            "blocks %llu, repaired %llu, lost %llu%s\n",
             (unsigned long long)r->published, (unsigned long long)r->published_bytes,
             (unsigned long long)r->present, (unsigned long long)missing,
             (unsigned long long)(r->rejected + r->write_fail), (unsigned long long)r->hash_fail,
             (unsigned long long)st->packets, (unsigned long long)st->bad_packets,
             (unsigned long long)st->blocks, (unsigned long long)st->blocks_repaired,
-            (unsigned long long)st->blocks_lost);
+            (unsigned long long)st->blocks_lost, drops);
     session_reset(r);
     diode_rx_free(r->rx);
     ZSTD_freeDCtx(r->dctx);

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# tests/bench/bench_diode.sh — sluice-diode against its baselines, in one
+# run, on the same tree of mixed documents (1 GiB by default):
+#   1. local channel: `sluice-diode send ... --to fd:3 3>&1 | sluice-diode recv --from fd:0`
+#      against `tar c | tar x` (+ sync: the receiver's files are durable too);
+#   2. UDP on loopback, FEC on, against `udp-sender --async --fec`/`udp-receiver`
+#      (Debian udpcast, the same one-way mode) at the same FEC overhead (25%);
+#   3. the same over a veth pair between two network namespaces with 2%
+#      random loss on the receiving side.
+# Prints goodput (source bytes / wall time until the receiver is done), how
+# many transfers of each arrived intact, and the ratios. Asserts no timing.
+# Knobs: BENCH_DIODE_MB (1024), BENCH_DIODE_RUNS (3), BENCH_DIODE_RATE
+# (Mbit/s on loopback, 3000), BENCH_DIODE_VETH_RATE (1500).
+set -u
+ROOT=${SLUICE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+BUILD=${SLUICE_BUILD:-$ROOT/build}
+WORK=${BENCH_WORK:-/var/tmp/sluice-bench}/diode
+MB=${BENCH_DIODE_MB:-1024}
+RUNS=${BENCH_DIODE_RUNS:-3}
+RATE=${BENCH_DIODE_RATE:-3000}
+VRATE=${BENCH_DIODE_VETH_RATE:-1500}
+# udpcast's --max-bitrate overflows above 2^31 bit/s: cap its rate there.
+CRATE=$(( RATE > 2000 ? 2000 : RATE ))
+CVRATE=$(( VRATE > 2000 ? 2000 : VRATE ))
+TMO=$(( 120 + MB / 5 ))   # every transfer is bounded in time
+mkdir -p "$WORK"
+cd "$WORK" || exit 1
+# Our own copy: a rebuild of the tree during the bench must not swap binaries.
+cp "$BUILD/sluice-diode" ./sluice-diode || exit 1
+D=$WORK/sluice-diode
+[ -s key ] || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > key)
+
+# ---- the tree: ~60% text documents of log-normal sizes, ~40% incompressible
+# "scans"; deterministic, regenerated only when the size changes.
+if [ "$(cat src.mb 2>/dev/null)" != "$MB" ]; then
+    rm -rf src
+    python3 - "$MB" <<'PY'
+import os, random, sys
+target = int(sys.argv[1]) << 20
+r = random.Random(5)
+words = ("the quarterly report lists revenue costs margin customer region forecast contract "
+         "invoice meeting summary policy review audit budget project delivery schedule risk").split()
+text = " ".join(r.choice(words) for _ in range(4_000_000)).encode()
+total = i = 0
+while total < target:
+    d = os.path.join("src", "dept%02d" % (i % 20), "y%d" % (i % 4))
+    os.makedirs(d, exist_ok=True)
+    if r.random() < 0.6:
+        size = min(int(r.lognormvariate(10, 1.5)), 8 << 20, len(text) - 1)
+        off = r.randrange(0, len(text) - size)
+        data, name = text[off:off + size], "doc%05d.txt" % i
+    else:
+        size = min(int(r.lognormvariate(11, 1.5)), 32 << 20)
+        data, name = r.randbytes(size), "scan%05d.pdf" % i
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+    total += len(data); i += 1
+PY
+    echo "$MB" > src.mb
+fi
+BYTES=$(du -sb src | cut -f1)
+NFILES=$(find src -type f | wc -l)
+echo "udpcast rates: loopback ${CRATE} Mbit/s, veth ${CVRATE} Mbit/s; diode: ${RATE} / ${VRATE} Mbit/s"
+echo "tree: $NFILES files, $BYTES bytes (BENCH_DIODE_MB=$MB), $RUNS runs each, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
+
+now() { date +%s.%N; }
+gbit() { python3 -c "import sys; print('%.3f' % ($BYTES * 8 / float(sys.argv[1]) / 1e9))" "$1"; }
+median() { sort -g | awk '{a[NR]=$1} END{if (NR==0) print "n/a"; else print a[int((NR+1)/2)]}'; }
+intact() { diff -r src "$1" >/dev/null 2>&1; }
+fresh() { rm -rf "$1" "$(dirname "$1")/.$(basename "$1").sluice-staging"; sync; }
+
+declare -A OK GP
+record() { # NAME SECONDS INTACT(0/1)
+    OK[$1]=$(( ${OK[$1]:-0} + $3 ))
+    [ "$3" = 1 ] && GP[$1]="${GP[$1]:-} $(gbit "$2")"
+    printf '  %-22s run: %6.2f s  %s Gbit/s  %s\n' "$1" "$2" "$(gbit "$2")" "$([ "$3" = 1 ] && echo intact || echo BROKEN)"
+}
+
+# ---- 1. local channel vs tar | tar
+for run in $(seq "$RUNS"); do
+    fresh "$WORK/dst"
+    t0=$(now)
+    "$D" send --no-policy --key key src --to fd:3 3>&1 2>/dev/null |
+        "$D" recv --from fd:0 --vault "$WORK/dst" --key key 2>/dev/null
+    t1=$(now)
+    intact dst && ok=1 || ok=0
+    record "diode fd:" "$(echo "$t1 - $t0" | bc)" $ok
+    fresh "$WORK/tdst"; mkdir tdst
+    t0=$(now)
+    tar c -C src . | tar x -C tdst && sync
+    t1=$(now)
+    intact tdst && ok=1 || ok=0
+    record "tar c | tar x + sync" "$(echo "$t1 - $t0" | bc)" $ok
+done
+rm -rf tdst
+
+# ---- UDP helpers. diode_udp NAME NS_SEND NS_RECV ADDR RATE
+nsx() { if [ -n "$1" ]; then shift; ip netns exec "$NSX" "$@"; else shift; "$@"; fi; }
+diode_udp() {
+    local name=$1 nss=$2 nsr=$3 addr=$4 rate=$5
+    fresh "$WORK/udst"
+    NSX=$nsr nsx "$nsr" timeout $TMO "$D" recv --from "udp:$addr:47400" --vault "$WORK/udst" --key key \
+        --once --idle-exit 30 2>urecv.err &
+    local rpid=$!
+    sleep 0.5
+    local t0; t0=$(now)
+    NSX=$nss nsx "$nss" timeout $TMO "$D" send --no-policy --key key --fec 16:4 --rate "$rate" \
+        src --to "udp:$addr:47400" 2>/dev/null
+    wait $rpid
+    local t1; t1=$(now)
+    intact udst && ok=1 || ok=0
+    record "$name" "$(echo "$t1 - $t0" | bc)" $ok
+    [ $ok = 1 ] || sed 's/^/    /' urecv.err | tail -n 1
+}
+# udpcast carries one stream: tar c | udp-sender ... udp-receiver | tar x.
+udpcast_udp() { # NAME NS_SEND NS_RECV IFACE_S IFACE_R RATE
+    local name=$1 nss=$2 nsr=$3 ifs=$4 ifr=$5 rate=$6
+    fresh "$WORK/cdst"; mkdir cdst
+    (NSX=$nsr nsx "$nsr" timeout $TMO udp-receiver --nokbd --interface "$ifr" --portbase 9400 \
+        2>/dev/null | tar x -C cdst 2>/dev/null; sync) &
+    local rpid=$!
+    sleep 0.5
+    local t0; t0=$(now)
+    tar c -C src . | NSX=$nss nsx "$nss" timeout $TMO udp-sender --async --fec 8x16/64 \
+        --max-bitrate "${rate}m" --autostart 3 --rexmit-hello-interval 100 --nokbd \
+        --interface "$ifs" --portbase 9400 2>/dev/null
+    wait $rpid
+    local t1; t1=$(now)
+    intact cdst && ok=1 || ok=0
+    record "$name" "$(echo "$t1 - $t0" | bc)" $ok
+}
+
+# ---- 2. loopback
+for run in $(seq "$RUNS"); do
+    diode_udp "diode udp loopback" "" "" 127.0.0.1 "$RATE"
+    udpcast_udp "udpcast loopback" "" "" lo lo "$CRATE"
+done
+
+# ---- 3. veth pair with 2% random loss on the receiving side
+id=$$
+NS_S=sdb-s-$id NS_R=sdb-r-$id VS=sdb${id}s VR=sdb${id}r NET=10.231.$((id % 250 + 1)).
+cleanup() { ip netns del "$NS_S" 2>/dev/null; ip netns del "$NS_R" 2>/dev/null; rm -rf "$WORK/udst" "$WORK/cdst" "$WORK/dst"; }
+trap cleanup EXIT
+if ip netns add "$NS_S" 2>/dev/null && ip netns add "$NS_R"; then
+    ip link add "$VS" netns "$NS_S" type veth peer name "$VR" netns "$NS_R"
+    for ns in "$NS_S" "$NS_R"; do ip -n "$ns" link set lo up; done
+    ip -n "$NS_S" addr add "${NET}1/24" dev "$VS"; ip -n "$NS_R" addr add "${NET}2/24" dev "$VR"
+    ip -n "$NS_S" link set "$VS" up; ip -n "$NS_R" link set "$VR" up
+    # udpcast's default multicast group must route over the veth
+    ip -n "$NS_S" route add 224.0.0.0/4 dev "$VS"; ip -n "$NS_R" route add 224.0.0.0/4 dev "$VR"
+    ip netns exec "$NS_R" iptables -A INPUT -i "$VR" -p udp -m statistic --mode random --probability 0.02 -j DROP
+    for run in $(seq "$RUNS"); do
+        diode_udp "diode veth 2% loss" "$NS_S" "$NS_R" "${NET}2" "$VRATE"
+        udpcast_udp "udpcast veth 2% loss" "$NS_S" "$NS_R" "$VS" "$VR" "$CVRATE"
+    done
+    echo "  (veth: $(ip netns exec "$NS_R" iptables -L INPUT -v -x -n | awk 'NR==3{print $1}') datagrams dropped on purpose)"
+else
+    echo "  veth: cannot create network namespaces; skipped"
+fi
+
+# ---- summary
+echo
+printf '%-24s %8s %16s\n' "transfer" "intact" "goodput Gbit/s"
+for n in "diode fd:" "tar c | tar x + sync" "diode udp loopback" "udpcast loopback" "diode veth 2% loss" "udpcast veth 2% loss"; do
+    [ -n "${OK[$n]+x}" ] || continue
+    printf '%-24s %5s/%-3s %12s\n' "$n" "${OK[$n]}" "$RUNS" "$(echo ${GP[$n]:-} | tr ' ' '\n' | median)"
+done
+ratio() { # A B
+    local a b; a=$(echo ${GP[$1]:-} | tr ' ' '\n' | median); b=$(echo ${GP[$2]:-} | tr ' ' '\n' | median)
+    if [ "$a" = n/a ] || [ "$b" = n/a ]; then echo "n/a (no intact transfer of one side)"; else
+        python3 -c "import sys; print('%.2fx' % (float(sys.argv[1]) / float(sys.argv[2])))" "$a" "$b"; fi
+}
+echo "ratio diode fd: / tar|tar (target >= 0.8):          $(ratio "diode fd:" "tar c | tar x + sync")"
+echo "ratio diode / udpcast, loopback:                     $(ratio "diode udp loopback" "udpcast loopback")"
+echo "ratio diode / udpcast, veth 2% loss:                 $(ratio "diode veth 2% loss" "udpcast veth 2% loss")"
+echo "diode udp loopback goodput (target >= 2 Gbit/s, FEC 16:4 on): $(echo ${GP["diode udp loopback"]:-} | tr ' ' '\n' | median)"
