@@ -337,18 +337,23 @@ static void progress(sender *s, int final)
                 (unsigned long long)s->wire_bytes, el, (double)s->wire_bytes * 8 / el / 1e6);
 }
 
-/* Send one chunk of a file. */
-static int put_chunk(sender *s, uint64_t id, uint64_t off, const uint8_t *raw, size_t len)
+/* Send one chunk of a file. *squeeze is cleared when a chunk does not
+ * shrink by 3%: the rest of that file (a scan, an archive, media) is sent
+ * raw rather than spending CPU on both sides for nothing. */
+static int put_chunk(sender *s, uint64_t id, uint64_t off, const uint8_t *raw, size_t len,
+                     int *squeeze)
 {
     diode_data d = {.file_id = id, .offset = off, .raw_len = (uint32_t)len,
                     .codec = DIODE_CODEC_RAW, .payload = raw, .payload_len = len};
-    if (s->level > -100 && len >= 64) {
+    if (*squeeze && s->level > -100 && len >= 64) {
         const size_t z = ZSTD_compressCCtx(s->cctx, s->zbuf, s->zcap, raw, len, s->level);
         if (!ZSTD_isError(z) && z < len) {
             d.codec = DIODE_CODEC_ZSTD;
             d.payload = s->zbuf;
             d.payload_len = z;
         }
+        if (ZSTD_isError(z) || z > len - len / 32)
+            *squeeze = 0;
     }
     PUT(s, diode_put_data_hdr(s->blk, s->blkcap, &s->off, &d));
     return 0;
@@ -360,10 +365,11 @@ static int put_chunk(sender *s, uint64_t id, uint64_t off, const uint8_t *raw, s
 static int send_file(sender *s, const diode_entry *e, const uint8_t *mem, int fd)
 {
     PUT(s, diode_put_file(s->blk, s->blkcap, &s->off, e, s->session, s->key, s->keylen));
+    int squeeze = 1;
     if (mem) {
         for (uint64_t o = 0; o < e->size; o += s->chunk) {
             const size_t n = e->size - o < s->chunk ? (size_t)(e->size - o) : s->chunk;
-            int rc = put_chunk(s, e->file_id, o, mem + o, n);
+            int rc = put_chunk(s, e->file_id, o, mem + o, n, &squeeze);
             if (rc < 0)
                 return rc;
         }
@@ -382,7 +388,7 @@ static int send_file(sender *s, const diode_entry *e, const uint8_t *mem, int fd
             break;
         }
         sha256_update(h, s->rbuf, n);
-        int rc = put_chunk(s, e->file_id, o, s->rbuf, n);
+        int rc = put_chunk(s, e->file_id, o, s->rbuf, n, &squeeze);
         if (rc < 0) {
             sha256_free(h);
             return rc;
@@ -687,7 +693,7 @@ static int watch_add_tree(sender *s, int ino, const char *dir, char ***wd_paths,
         if (e->fts_info != FTS_D)
             continue;
         const int wd = inotify_add_watch(ino, e->fts_path,
-                                         IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ONLYDIR);
+                                         IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY | IN_ONLYDIR);
         if (wd < 0) {
             log_warn("msg=\"cannot watch\" dir=\"%s\" err=\"%s\"", e->fts_path, strerror(errno));
             continue;
@@ -771,7 +777,8 @@ static int watch_loop(sender *s)
                             pend_add(&p, &np, &cap, rel_of(s, e->fts_path));
                     if (f)
                         fts_close(f);
-                } else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)) {
+                } else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY)) {
+                    /* Every write restarts the file's quiet period. */
                     pend_add(&p, &np, &cap, rel_of(s, abs));
                 }
             }

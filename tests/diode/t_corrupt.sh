@@ -95,4 +95,5 @@ check_eq "long-running receiver: it is under a seccomp filter" "2" "$(awk '/^Sec
 kill -TERM $rpid; wait $rpid; rc=$?
 check_eq "long-running receiver: exits 0 on SIGTERM when complete" 0 $rc
 check_contains "long-running receiver: counted bad packets" "$(cat long.err)" "bad "
+check_contains "long-running receiver: a sender restart is seen as a new session" "$(cat long.err)" "new sender session"
 t_done
