@@ -67,6 +67,8 @@ static int scan_whole(const dlp_policy *p, scan_ctx *c, const uint8_t *buf, size
 {
     dlp_result r;
     int rc = dlp_sanitize(p, buf, len, &r);
+    if (rc == 0 && r.extractor[0])
+        log_info("msg=\"document extracted\" file=\"%s\" extractor=%s", c->name, r.extractor);
     if (rc) {
         sluice_err("%s: %s: %s", c->name, rc == -EACCES ? "denied" : "could not check", r.reason);
         dlp_result_free(&r);
@@ -103,8 +105,9 @@ static int scan_fd(const dlp_policy *p, scan_ctx *c, int fd)
         free(buf);
         return EXIT_ERROR;
     }
-    if (!strncmp(t.encoding, "utf-16", 6)) {
-        /* Transcoding needs the whole text: read the rest, bounded. */
+    if (!strncmp(t.encoding, "utf-16", 6) || t.document) {
+        /* Transcoding and document extraction need the whole input: read
+         * the rest, bounded. */
         size_t len = (size_t)n, cap = CHUNK;
         uint64_t max = dlp_policy_max_size(p);
         for (;;) {

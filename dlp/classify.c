@@ -7,6 +7,8 @@
  * it is scanned, not refused or waved through. */
 #include "dlp/dlp_i.h"
 
+#include "extract/extract.h"
+
 #include <errno.h>
 #include <fnmatch.h>
 #include <iconv.h>
@@ -119,6 +121,14 @@ int dlp_utf16_convert(int kind, int to_utf8, const uint8_t *in, size_t len, int 
     return 0;
 }
 
+int dlp_policy_extracts(const dlp_policy *p, const char *mime, const void *head, size_t len)
+{
+    for (size_t i = 0; i < p->ndoc_types; i++)
+        if (fnmatch(p->doc_types[i], mime, 0) == 0)
+            return extract_handles(mime, head, len);
+    return 0;
+}
+
 int dlp_type_allowed(const struct dlp_policy *p, const char *mime, char *reason, size_t rlen)
 {
     if (p->all_types)
@@ -181,6 +191,16 @@ int dlp_classify(const dlp_policy *p, const void *buf, size_t len, dlp_type *out
     free(u8);
     if (kind)
         snprintf(out->encoding, sizeof out->encoding, "%s", kind == 1 ? "utf-16le" : "utf-16be");
+    /* A document the policy extracts is served as its text: allowed as such,
+     * whatever types.allow says of its container's bytes (which are never
+     * served). types.deny still wins. */
+    out->document = !kind && dlp_policy_extracts(p, out->mime, buf, len);
     out->allowed = dlp_type_allowed(p, out->mime, out->reason, sizeof out->reason);
+    if (out->document && !out->allowed && !strstr(out->reason, "denied by policy")) {
+        out->allowed = 1;
+        out->reason[0] = '\0';
+    }
+    if (!out->allowed)
+        out->document = 0;
     return 0;
 }

@@ -63,8 +63,9 @@ typedef struct dlp_documents {
     char suffix[32];       /* how sluicefs names the view: contract.pdf -> contract.pdf.txt */
 } dlp_documents;
 const dlp_documents *dlp_policy_documents(const dlp_policy *p);
-/* 1 when this MIME type is served as extracted text under the policy. */
-int dlp_policy_extracts(const dlp_policy *p, const char *mime);
+/* 1 when content of this MIME type (and start `head`) is served as its
+ * extracted text under the policy. */
+int dlp_policy_extracts(const dlp_policy *p, const char *mime, const void *head, size_t len);
 const char *dlp_policy_rule_id(const dlp_policy *p, size_t i);
 
 /* ---- content type --------------------------------------------------------- */

@@ -2,6 +2,7 @@
  * the whole-buffer path: classify, decode, stream-scan, re-encode.
  * dlp_sanitize never returns 0 without a complete, checked view. */
 #include "dlp/dlp_i.h"
+#include "extract/extract.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -135,7 +136,29 @@ int dlp_sanitize(const dlp_policy *p, const void *buf, size_t len, dlp_result *o
     const uint8_t *text = buf;
     size_t tlen = len;
     uint8_t *decoded = NULL;
-    if (kind) {
+    if (out->type.document) {
+        /* The document's text, never its bytes, is what gets scanned and
+         * served; any extraction failure refuses the file. */
+        extract_options xo = {.drop_metadata = p->docs.drop_metadata,
+                              .max_output = p->docs.max_output,
+                              .max_expanded = p->docs.max_expanded,
+                              .timeout_ms = p->docs.timeout_ms,
+                              .max_memory = p->docs.max_memory};
+        extract_result xr;
+        rc = extract_text(buf, len, out->type.mime, &xo, &xr);
+        snprintf(out->extractor, sizeof out->extractor, "%s", xr.extractor);
+        if (rc) {
+            snprintf(out->reason, sizeof out->reason, "document not extracted: %.130s",
+                     xr.reason[0] ? xr.reason : strerror(-rc));
+            extract_result_free(&xr);
+            return rc == -EACCES ? -EPERM : (rc < 0 ? rc : -EIO);
+        }
+        decoded = (uint8_t *)xr.text; /* ownership moves to `decoded` */
+        xr.text = NULL;
+        text = decoded;
+        tlen = xr.len;
+        extract_result_free(&xr);
+    } else if (kind) {
         if ((rc = dlp_utf16_convert(kind, 1, buf, len, 0, &decoded, &tlen))) {
             snprintf(out->reason, sizeof out->reason, "invalid UTF-16 text");
             return rc;
