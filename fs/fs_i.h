@@ -86,6 +86,7 @@ typedef struct fs_view {
     /* cache bookkeeping (view.c only) */
     int refs;
     int cached;
+    int evicted;             /* left the cache for room: worth spilling when released */
     struct fs_view *hnext, *lprev, *lnext;
 } fs_view;
 
@@ -94,6 +95,12 @@ typedef struct fs_cache fs_cache;
 /* cap: bytes of view data kept for reuse (views held by open files are kept
  * anyway and counted until released). */
 int fs_cache_new(uint64_t cap, fs_cache **out);
+/* Also keep evicted views zstd-compressed in a fresh private directory made
+ * under `dir` (removed by fs_cache_free), up to `cap` compressed bytes. Only
+ * the compressed served bytes go to disk; what identifies and verifies them
+ * (key, SHA-256 of the view) stays in memory, and a spilled view is used only
+ * when it decompresses to exactly that SHA-256. 0 or -errno. */
+int fs_cache_spill(fs_cache *c, const char *dir, uint64_t cap);
 void fs_cache_free(fs_cache *c);
 
 /* The view of `rel` for the source identity in `st` under `pol`: from the
@@ -116,6 +123,7 @@ void fs_cache_clear(fs_cache *c);
 
 typedef struct fs_cache_stats {
     uint64_t bytes, count, hits, misses, builds, evictions;
+    uint64_t spill_bytes, spill_count, spill_hits, spill_bad;
 } fs_cache_stats;
 void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out);
 

@@ -68,6 +68,7 @@
 
 struct fs_opts {
     char *policy, *ledger, *ledger_key, *cache_size, *max_file_size, *session, *log_level;
+    char *spill_dir, *spill_size;
     int hide_denied;
     int show_help, show_version;
     char *source;
@@ -1081,6 +1082,8 @@ static const struct fuse_opt fs_optspec[] = {
     FS_OPT("max_file_size=%s", max_file_size),
     FS_OPT("session=%s", session),
     FS_OPT("log_level=%s", log_level),
+    FS_OPT("spill_dir=%s", spill_dir),
+    FS_OPT("spill_size=%s", spill_size),
     FS_OPT("hide_denied", hide_denied),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
@@ -1123,6 +1126,8 @@ static void usage(const char *prog)
            "    ledger_key=FILE      ledger sealing key (default: $SLUICE_LEDGER_KEY)\n"
            "    cache_size=SIZE      memory for cached views (default 512M)\n"
            "    max_file_size=SIZE   refuse larger files (default: the policy's limit)\n"
+           "    spill_dir=DIR        keep evicted views zstd-compressed under DIR\n"
+           "    spill_size=SIZE      disk for spilled views (default 4G)\n"
            "    hide_denied          leave refused files out of listings\n"
            "    session=LABEL        label recorded with every access\n"
            "    log_level=LEVEL      error, warn, info (default) or debug\n"
@@ -1229,6 +1234,18 @@ int main(int argc, char **argv)
     if (fs_cache_new(cache_cap, &g.cache) < 0) {
         sluice_err("out of memory");
         return 1;
+    }
+    if (g.o.spill_dir) {
+        uint64_t spill_cap = 4ull << 30;
+        if (g.o.spill_size && parse_size(g.o.spill_size, &spill_cap) < 0) {
+            sluice_err("spill_size=%s: not a size", g.o.spill_size);
+            return 2;
+        }
+        int r = fs_cache_spill(g.cache, g.o.spill_dir, spill_cap);
+        if (r < 0) {
+            sluice_err("spill_dir=%s: %s", g.o.spill_dir, strerror(-r));
+            return 1;
+        }
     }
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);

@@ -11,18 +11,29 @@
  * new policy never finds an old view. Refusals (denied type, unchecked
  * content) are cached too, so a listing with `ls -l` does not rescan them.
  *
+ * Optionally, views evicted from memory are kept zstd-compressed on disk
+ * (spill): decompressing is an order of magnitude faster than sanitizing
+ * again. Only served bytes go to disk, never source bytes; the key and the
+ * view's SHA-256 stay in memory and a spilled view is used only when its
+ * bytes hash to that SHA-256, so a damaged or altered spill file is rebuilt
+ * from the source, never served.
+ *
  * Must never: hand out a view whose key does not match the caller's fresh
  * stat of the source, or serve data when dlp_sanitize() did not return 0.
  */
 #include "fs/fs_i.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <zstd.h>
 
 #define CACHE_BUCKETS 16384u
 /* How close (ns) a source's mtime/ctime may be to the moment we read it for
@@ -30,8 +41,26 @@
  * tick, at most 10 ms at HZ=100); the margin is generous. */
 #define RACY_WINDOW_NS 200000000LL
 
+/* A view kept on disk: everything but the bytes, in memory. */
+typedef struct spilled {
+    fs_view *meta;          /* a view without data (len = the view's length) */
+    uint64_t id;            /* file "<id>.zst" in the spill directory */
+    uint64_t clen;
+    struct spilled *hnext, *lprev, *lnext;
+} spilled;
+
+/* Views smaller than this are cheaper to rebuild than to spill. */
+#define SPILL_MIN_BYTES (64u << 10)
+#define SPILL_ZSTD_LEVEL 1
+
 struct fs_cache {
     pthread_mutex_t lock;
+    /* spill (dirfd < 0: off) */
+    int spill_dirfd;
+    char spill_path[4096];
+    uint64_t spill_cap, spill_bytes, spill_count, spill_next_id, spill_hits, spill_bad;
+    spilled *spill_buckets[CACHE_BUCKETS];
+    spilled *spill_head, *spill_tail;
     fs_view *buckets[CACHE_BUCKETS];
     fs_view *lru_head, *lru_tail; /* head = most recently used */
     uint64_t cap, bytes, count;
@@ -79,6 +108,7 @@ int fs_cache_new(uint64_t cap, fs_cache **out)
         return -ENOMEM;
     pthread_mutex_init(&c->lock, NULL);
     c->cap = cap;
+    c->spill_dirfd = -1;
     *out = c;
     return 0;
 }
@@ -140,6 +170,7 @@ static void cache_trim(fs_cache *c, fs_view **freelist)
     while (c->bytes > c->cap && c->lru_tail != NULL) {
         fs_view *v = c->lru_tail;
         c->evictions++;
+        v->evicted = 1;
         if (cache_remove(c, v)) {
             v->hnext = *freelist;
             *freelist = v;
@@ -147,20 +178,35 @@ static void cache_trim(fs_cache *c, fs_view **freelist)
     }
 }
 
-static void free_list(fs_view *v)
+static void spill_out(fs_cache *c, const fs_view *v);
+
+/* Destroy views that left the cache with their last reference; evicted ones
+ * (spill != NULL) are first kept on disk when spilling is on. */
+static void free_list_spill(fs_cache *spill, fs_view *v)
 {
     while (v) {
         fs_view *n = v->hnext;
+        if (spill)
+            spill_out(spill, v);
         view_destroy(v);
         v = n;
     }
 }
+#define free_list(v) free_list_spill(NULL, (v))
+
+static void spill_drop_all(fs_cache *c);
 
 void fs_cache_free(fs_cache *c)
 {
     if (c == NULL)
         return;
     fs_cache_clear(c);
+    if (c->spill_dirfd >= 0) {
+        close(c->spill_dirfd);
+        if (rmdir(c->spill_path) < 0)
+            log_warn("msg=\"cannot remove spill directory\" dir=\"%s\" err=\"%s\"", c->spill_path,
+                     strerror(errno));
+    }
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -178,6 +224,7 @@ void fs_cache_clear(fs_cache *c)
     }
     pthread_mutex_unlock(&c->lock);
     free_list(dead);
+    spill_drop_all(c); /* keyed by the old policy or about to be orphaned */
 }
 
 static fs_view *lookup_locked(fs_cache *c, const fs_view_key *k)
@@ -221,6 +268,8 @@ void fs_view_unref(fs_cache *c, fs_view *v)
     pthread_mutex_lock(&c->lock);
     int last = --v->refs == 0;
     pthread_mutex_unlock(&c->lock);
+    if (last && v->evicted)
+        spill_out(c, v); /* evicted while an open file still held it */
     if (last)
         view_destroy(v);
 }
@@ -299,6 +348,215 @@ oom:
     return v;
 }
 
+/* ---- spill ------------------------------------------------------------------ */
+
+int fs_cache_spill(fs_cache *c, const char *dir, uint64_t cap)
+{
+    char tmpl[4096];
+    if ((size_t)snprintf(tmpl, sizeof tmpl, "%s/sluicefs-spill.XXXXXX", dir) >= sizeof tmpl)
+        return -ENAMETOOLONG;
+    if (mkdtemp(tmpl) == NULL) /* mode 0700 */
+        return -errno;
+    int fd = open(tmpl, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = -errno;
+        rmdir(tmpl);
+        return e;
+    }
+    snprintf(c->spill_path, sizeof c->spill_path, "%s", tmpl);
+    c->spill_dirfd = fd;
+    c->spill_cap = cap;
+    return 0;
+}
+
+static void spill_name(uint64_t id, char out[32])
+{
+    snprintf(out, 32, "%llu.zst", (unsigned long long)id);
+}
+
+/* Callers hold c->lock. Unlinks the file too (a cheap metadata call). */
+static void spill_remove_locked(fs_cache *c, spilled *e)
+{
+    spilled **pp = &c->spill_buckets[key_bucket(&e->meta->key)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = e->hnext;
+    if (e->lprev)
+        e->lprev->lnext = e->lnext;
+    else
+        c->spill_head = e->lnext;
+    if (e->lnext)
+        e->lnext->lprev = e->lprev;
+    else
+        c->spill_tail = e->lprev;
+    c->spill_bytes -= e->clen;
+    c->spill_count--;
+    char name[32];
+    spill_name(e->id, name);
+    unlinkat(c->spill_dirfd, name, 0);
+    view_destroy(e->meta);
+    free(e);
+}
+
+static void spill_drop_all(fs_cache *c)
+{
+    if (c->spill_dirfd < 0)
+        return;
+    pthread_mutex_lock(&c->lock);
+    while (c->spill_head)
+        spill_remove_locked(c, c->spill_head);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* A copy of everything about `v` but its bytes. */
+static fs_view *meta_copy(const fs_view *v)
+{
+    fs_view *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    m->key = v->key;
+    m->status = v->status;
+    m->len = v->len;
+    memcpy(m->source_sha256, v->source_sha256, sizeof m->source_sha256);
+    memcpy(m->served_sha256, v->served_sha256, sizeof m->served_sha256);
+    memcpy(m->mime, v->mime, sizeof m->mime);
+    memcpy(m->reason, v->reason, sizeof m->reason);
+    m->gen = v->gen;
+    if (v->nhits) {
+        m->hits = calloc(v->nhits, sizeof *m->hits);
+        if (m->hits == NULL) {
+            free(m);
+            return NULL;
+        }
+        for (size_t i = 0; i < v->nhits; i++) {
+            m->hits[i].count = v->hits[i].count;
+            m->hits[i].rule_id = strdup(v->hits[i].rule_id);
+            m->nhits = i + 1;
+            if (m->hits[i].rule_id == NULL) {
+                view_destroy(m);
+                return NULL;
+            }
+        }
+    }
+    return m;
+}
+
+/* Write an evicted view to disk (outside the lock); failures only cost a
+ * rebuild later. */
+static void spill_out(fs_cache *c, const fs_view *v)
+{
+    if (c->spill_dirfd < 0 || v->status != 0 || v->racy || v->len < SPILL_MIN_BYTES)
+        return;
+    size_t bound = ZSTD_compressBound(v->len);
+    uint8_t *z = malloc(bound);
+    fs_view *m = meta_copy(v);
+    spilled *e = calloc(1, sizeof *e);
+    size_t zlen = z ? ZSTD_compress(z, bound, v->data, v->len, SPILL_ZSTD_LEVEL) : 0;
+    if (!z || !m || !e || ZSTD_isError(zlen) || zlen > c->spill_cap)
+        goto fail;
+    pthread_mutex_lock(&c->lock);
+    e->id = ++c->spill_next_id;
+    pthread_mutex_unlock(&c->lock);
+    char name[32];
+    spill_name(e->id, name);
+    int fd = openat(c->spill_dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto fail;
+    int w = write_full(fd, z, zlen);
+    close(fd);
+    if (w < 0) {
+        unlinkat(c->spill_dirfd, name, 0);
+        goto fail;
+    }
+    free(z);
+    e->meta = m;
+    e->clen = zlen;
+    pthread_mutex_lock(&c->lock);
+    unsigned b = key_bucket(&m->key);
+    e->hnext = c->spill_buckets[b];
+    c->spill_buckets[b] = e;
+    e->lprev = NULL;
+    e->lnext = c->spill_head;
+    if (c->spill_head)
+        c->spill_head->lprev = e;
+    c->spill_head = e;
+    if (!c->spill_tail)
+        c->spill_tail = e;
+    c->spill_bytes += zlen;
+    c->spill_count++;
+    while (c->spill_bytes > c->spill_cap && c->spill_tail && c->spill_tail != e)
+        spill_remove_locked(c, c->spill_tail);
+    pthread_mutex_unlock(&c->lock);
+    return;
+fail:
+    free(z);
+    view_destroy(m);
+    free(e);
+}
+
+/* A spilled view for key `k`, read back and verified; NULL when there is
+ * none or it does not verify (then it is dropped). */
+static fs_view *spill_in(fs_cache *c, const fs_view_key *k)
+{
+    if (c->spill_dirfd < 0)
+        return NULL;
+    pthread_mutex_lock(&c->lock);
+    spilled *e = c->spill_buckets[key_bucket(k)];
+    while (e && !key_equal(&e->meta->key, k))
+        e = e->hnext;
+    fs_view *v = NULL;
+    uint64_t id = 0, clen = 0;
+    if (e) {
+        v = meta_copy(e->meta);
+        id = e->id;
+        clen = e->clen;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (v == NULL)
+        return NULL;
+    char name[32];
+    spill_name(id, name);
+    uint8_t *z = malloc(clen ? clen : 1);
+    v->data = malloc(v->len ? v->len : 1);
+    int ok = 0;
+    int fd = openat(c->spill_dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0 && z && v->data) {
+        ssize_t n = read_full(fd, z, clen);
+        if (n == (ssize_t)clen) {
+            size_t d = ZSTD_decompress(v->data, v->len, z, clen);
+            uint8_t md[SHA256_LEN];
+            char hex[SHA256_HEX_LEN];
+            if (!ZSTD_isError(d) && d == v->len && sha256_buf(v->data, v->len, md) == 0) {
+                hex_encode(md, SHA256_LEN, hex);
+                ok = strcmp(hex, v->served_sha256) == 0;
+            }
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    free(z);
+    pthread_mutex_lock(&c->lock);
+    /* Taken back into memory (or found bad): the disk copy goes either way;
+     * the view returns to disk when evicted again. */
+    for (spilled *x = c->spill_buckets[key_bucket(k)]; x; x = x->hnext)
+        if (x->id == id) {
+            spill_remove_locked(c, x);
+            break;
+        }
+    if (ok)
+        c->spill_hits++;
+    else
+        c->spill_bad++;
+    pthread_mutex_unlock(&c->lock);
+    if (!ok) {
+        log_warn("msg=\"spilled view failed verification, rebuilding from the source\" file=%s", name);
+        view_destroy(v);
+        return NULL;
+    }
+    return v;
+}
+
 /* A racy cached view `v` (held) against a fresh read of the source: the
  * same bytes (and identity) keep it, and once the source is old enough it
  * stops being racy. 1: v is good; 0: it is not (the caller builds anew). */
@@ -319,6 +577,41 @@ static int racy_still_good(fs_cache *c, fs_view *v, const fs_source *src, const 
         pthread_mutex_unlock(&c->lock);
     }
     return 1;
+}
+
+/* Put a new view (one reference: the caller's) into the cache; *out gets a
+ * referenced view for the same key (this one or an equal one found there). */
+static int cache_insert(fs_cache *c, fs_view *v, fs_view **out)
+{
+    fs_view *dead = NULL;
+    pthread_mutex_lock(&c->lock);
+    fs_view *other = lookup_locked(c, &v->key);
+    if (other && !other->racy && !v->racy) {
+        /* Built concurrently by another thread from the same settled
+         * version: the same bytes; keep one. */
+        other->refs++;
+        pthread_mutex_unlock(&c->lock);
+        view_destroy(v);
+        *out = other;
+        return 0;
+    }
+    if (other && cache_remove(c, other)) { /* a racy entry is replaced by the newest read */
+        other->hnext = dead;
+        dead = other;
+    }
+    v->refs = 2; /* the cache's and the caller's */
+    v->cached = 1;
+    unsigned b = key_bucket(&v->key);
+    v->hnext = c->buckets[b];
+    c->buckets[b] = v;
+    lru_push_front(c, v);
+    c->bytes += v->len;
+    c->count++;
+    cache_trim(c, &dead);
+    pthread_mutex_unlock(&c->lock);
+    free_list_spill(c, dead);
+    *out = v;
+    return 0;
 }
 
 int fs_view_get(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel, uint64_t max,
@@ -344,6 +637,16 @@ int fs_view_get(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel,
         if (!racy) {
             *out = hit;
             return 0;
+        }
+    }
+    if (hit == NULL) {
+        fs_view_key k;
+        fs_view_key_from_stat(&st, ph, &k);
+        fs_view *sv = spill_in(c, &k);
+        if (sv) {
+            log_debug("msg=\"view from spill\" path=\"%s\" view=%llu size=%zu", rel,
+                      (unsigned long long)sv->gen, sv->len);
+            return cache_insert(c, sv, out);
         }
     }
 
@@ -374,35 +677,7 @@ int fs_view_get(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel,
     log_debug("msg=\"view built\" path=\"%s\" view=%llu source_size=%zu size=%zu status=%d racy=%d",
               rel, (unsigned long long)v->gen, (size_t)src.st.st_size, v->len, v->status, v->racy);
 
-    fs_view *dead = NULL;
-    pthread_mutex_lock(&c->lock);
-    fs_view *other = lookup_locked(c, &v->key);
-    if (other && !other->racy && !v->racy) {
-        /* Built concurrently by another thread from the same settled
-         * version: the same bytes; keep one. */
-        other->refs++;
-        pthread_mutex_unlock(&c->lock);
-        view_destroy(v);
-        *out = other;
-        return 0;
-    }
-    if (other && cache_remove(c, other)) { /* a racy entry is replaced by the newest read */
-        other->hnext = dead;
-        dead = other;
-    }
-    v->refs = 2; /* the cache's and the caller's */
-    v->cached = 1;
-    unsigned b = key_bucket(&v->key);
-    v->hnext = c->buckets[b];
-    c->buckets[b] = v;
-    lru_push_front(c, v);
-    c->bytes += v->len;
-    c->count++;
-    cache_trim(c, &dead);
-    pthread_mutex_unlock(&c->lock);
-    free_list(dead);
-    *out = v;
-    return 0;
+    return cache_insert(c, v, out);
 }
 
 void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out)
@@ -414,5 +689,9 @@ void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out)
     out->misses = c->misses;
     out->builds = c->builds;
     out->evictions = c->evictions;
+    out->spill_bytes = c->spill_bytes;
+    out->spill_count = c->spill_count;
+    out->spill_hits = c->spill_hits;
+    out->spill_bad = c->spill_bad;
     pthread_mutex_unlock(&c->lock);
 }

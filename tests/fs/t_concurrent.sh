@@ -18,7 +18,7 @@ def doc(n):
     return "\n".join(lines) + "\n"
 def masked(s):
     return s.replace("123-45-6789", "[REDACTED:us-ssn]").replace("tok_abcdefghijklmnop", "***_************mnop")
-for name, n in [("shared.txt", 80000)] + [(f"f{i}.txt", 3000 + 500 * i) for i in range(16)] + [("huge.txt", 400000)]:
+for name, n in [("shared.txt", 80000)] + [(f"f{i}.txt", 3000 + 500 * i) for i in range(16)] + [("huge.txt", 150000)]:
     t = doc(n)
     open(os.path.join(src, name), "w").write(t)
     open(os.path.join(exp, name), "w").write(masked(t))
