@@ -521,6 +521,7 @@ static fs_view *spill_in(fs_cache *c, const fs_view_key *k)
     v->data = malloc(v->len ? v->len : 1);
     int ok = 0;
     int fd = openat(c->spill_dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    const int taken = fd < 0 && errno == ENOENT; /* another thread took it back first */
     if (fd >= 0 && z && v->data) {
         ssize_t n = read_full(fd, z, clen);
         if (n == (ssize_t)clen) {
@@ -546,9 +547,13 @@ static fs_view *spill_in(fs_cache *c, const fs_view_key *k)
         }
     if (ok)
         c->spill_hits++;
-    else
+    else if (!taken)
         c->spill_bad++;
     pthread_mutex_unlock(&c->lock);
+    if (!ok && taken) {
+        view_destroy(v);
+        return NULL;
+    }
     if (!ok) {
         log_warn("msg=\"spilled view failed verification, rebuilding from the source\" file=%s", name);
         view_destroy(v);
