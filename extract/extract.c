@@ -1,0 +1,364 @@
+/* extract/extract.c — the caller's side of extraction: which MIME types are
+ * documents, and running the sluice-extract helper on one document under
+ * limits, reading its text back through a bounded pipe.
+ *
+ * Why a separate program started with posix_spawn, not fork(): the callers
+ * (sluicefs, the diode) are multithreaded. A forked child of a threaded
+ * process may only call async-signal-safe functions (another thread may hold
+ * malloc's or GLib's locks at the moment of the fork), and poppler, libxml2
+ * and GMime are nothing like that. posix_spawn (vfork+exec in glibc) starts a
+ * fresh process image without copying the caller's memory, so the parsers
+ * never share an address space, a lock or a file descriptor with the caller,
+ * and this library links no parser at all.
+ *
+ * Must never: parse a document in this process, block past timeout_ms, trust
+ * the helper's output beyond its framing (it runs on hostile input), or leave
+ * a child behind (every started helper is reaped).
+ */
+#include "extract/extract_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SLUICE_EXTRACT_DEFAULT
+#define SLUICE_EXTRACT_DEFAULT "/usr/local/bin/sluice-extract"
+#endif
+
+#define FRAME_HEADER_MAX 512 /* "SLX1 rc extractor\nreason\n" */
+
+void extract_options_default(extract_options *opt)
+{
+    opt->drop_metadata = 0;
+    opt->max_output = 64ull << 20;
+    opt->max_expanded = 256ull << 20;
+    opt->timeout_ms = 30000;
+    opt->max_memory = 1ull << 30;
+}
+
+static int mime_eq(const char *mime, const char *what)
+{
+    size_t n = strlen(what);
+    return strncasecmp(mime, what, n) == 0 && (mime[n] == '\0' || mime[n] == ';' || mime[n] == ' ');
+}
+
+int extract_handles(const char *mime, const void *head, size_t len)
+{
+    static const char *const types[] = {
+        "application/pdf", "application/x-pdf", "text/rtf", "application/rtf", "text/html",
+        "application/xhtml+xml", "message/rfc822",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.template",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.template",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/vnd.openxmlformats-officedocument.presentationml.template",
+        "application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.text-template",
+        "application/vnd.oasis.opendocument.spreadsheet",
+        "application/vnd.oasis.opendocument.spreadsheet-template",
+        "application/vnd.oasis.opendocument.presentation",
+        "application/vnd.oasis.opendocument.presentation-template",
+    };
+    if (!mime)
+        return 0;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (mime_eq(mime, types[i]))
+            return 1;
+    /* libmagic calls some OOXML files (entries in an unusual order, written
+     * by other tools) only "application/zip" or "application/octet-stream";
+     * their first local headers still name the parts that say what they are. */
+    if ((mime_eq(mime, "application/zip") || mime_eq(mime, "application/octet-stream")) && head &&
+        len >= 4 && memcmp(head, "PK\003\004", 4) == 0) {
+        const size_t n = len < 65536 ? len : 65536;
+        static const char odf[] = "mimetypeapplication/vnd.oasis.opendocument.";
+        if (memmem(head, n, "[Content_Types].xml", 19) || memmem(head, n, odf, sizeof odf - 1))
+            return 1;
+    }
+    return 0;
+}
+
+void extract_result_free(extract_result *r)
+{
+    if (!r)
+        return;
+    free(r->text);
+    r->text = NULL;
+    r->len = 0;
+}
+
+static int fail(extract_result *out, int err, const char *why)
+{
+    free(out->text);
+    out->text = NULL;
+    out->len = 0;
+    snprintf(out->reason, sizeof out->reason, "%s", why);
+    return err;
+}
+
+/* The helper: $SLUICE_EXTRACT, else next to the calling program (installed
+ * binaries sit together in one bin/, built ones in build/), else the
+ * configured install path. */
+static int helper_path(char *buf, size_t n)
+{
+    const char *env = secure_getenv("SLUICE_EXTRACT");
+    if (env && *env) {
+        snprintf(buf, n, "%s", env);
+        return 0;
+    }
+    char self[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (k > 0) {
+        self[k] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            if ((size_t)snprintf(buf, n, "%s/sluice-extract", self) < n && access(buf, X_OK) == 0)
+                return 0;
+        }
+    }
+    snprintf(buf, n, "%s", SLUICE_EXTRACT_DEFAULT);
+    return access(buf, X_OK) == 0 ? 0 : -ENOENT;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Parse "SLX1 <rc> <extractor>\n<reason>\n<text>" from the helper. */
+static int parse_frame(char *buf, size_t len, extract_result *out)
+{
+    char *nl1 = memchr(buf, '\n', len < FRAME_HEADER_MAX ? len : FRAME_HEADER_MAX);
+    if (!nl1 || len < 5 || memcmp(buf, EXTRACT_FRAME_MAGIC " ", 5) != 0)
+        return fail(out, -ECHILD, "extractor produced no result");
+    char *nl2 = memchr(nl1 + 1, '\n', (size_t)(buf + len - (nl1 + 1)));
+    if (!nl2 || nl2 - nl1 > (ptrdiff_t)sizeof out->reason)
+        return fail(out, -ECHILD, "extractor produced a malformed result");
+    *nl1 = '\0';
+    char *end;
+    long rc = strtol(buf + 5, &end, 10);
+    if (end == buf + 5 || *end != ' ' || rc > 0 || rc < -4095)
+        return fail(out, -ECHILD, "extractor produced a malformed result");
+    snprintf(out->extractor, sizeof out->extractor, "%s", end + 1);
+    *nl2 = '\0';
+    snprintf(out->reason, sizeof out->reason, "%s", nl1 + 1);
+    if (rc != 0) {
+        if (!out->reason[0])
+            snprintf(out->reason, sizeof out->reason, "extraction failed");
+        return (int)rc;
+    }
+    const size_t tlen = (size_t)(buf + len - (nl2 + 1));
+    memmove(buf, nl2 + 1, tlen);
+    buf[tlen] = '\0';
+    out->text = buf;
+    out->len = tlen;
+    out->reason[0] = '\0';
+    return 0;
+}
+
+static int spawn_helper(const char *path, int in_fd, int out_fd, const extract_options *opt,
+                        const char *mime, pid_t *pid)
+{
+    char a_out[24], a_exp[24], a_mem[24], a_ms[16];
+    snprintf(a_out, sizeof a_out, "%llu", (unsigned long long)opt->max_output);
+    snprintf(a_exp, sizeof a_exp, "%llu", (unsigned long long)opt->max_expanded);
+    snprintf(a_mem, sizeof a_mem, "%llu", (unsigned long long)opt->max_memory);
+    snprintf(a_ms, sizeof a_ms, "%u", opt->timeout_ms);
+    char *const argv[] = {
+        "sluice-extract", "--child", "--mime", (char *)mime, "--max-output", a_out,
+        "--max-expanded", a_exp, "--max-memory", a_mem, "--timeout-ms", a_ms,
+        opt->drop_metadata ? "--drop-metadata" : "--keep-metadata", NULL,
+    };
+    /* A fixed, small environment: nothing of the caller's (keys, paths,
+     * LD_PRELOAD, G_DEBUG...) reaches a process that parses hostile files. */
+    char *const envp[] = { "PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", NULL };
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    int rc = posix_spawn_file_actions_init(&fa);
+    if (rc)
+        return -rc;
+    rc = posix_spawnattr_init(&at);
+    if (rc) {
+        posix_spawn_file_actions_destroy(&fa);
+        return -rc;
+    }
+    posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+    posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    /* The caller's threads may block signals or ignore SIGPIPE/SIGCHLD; the
+     * helper starts with none blocked and the defaults for those it meets. */
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    const int sigs[] = { SIGPIPE, SIGCHLD, SIGXCPU, SIGXFSZ, SIGSEGV, SIGBUS, SIGABRT,
+                         SIGTERM, SIGINT, SIGHUP, SIGALRM, SIGUSR1, SIGUSR2 };
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&defaults, sigs[i]);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &defaults);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    rc = posix_spawn(pid, path, &fa, &at, argv, envp);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    return -rc;
+}
+
+int extract_text(const void *buf, size_t len, const char *mime, const extract_options *opt_in,
+                 extract_result *out)
+{
+    memset(out, 0, sizeof *out);
+    extract_options opt;
+    extract_options_default(&opt);
+    if (opt_in) {
+        opt.drop_metadata = opt_in->drop_metadata;
+        if (opt_in->max_output)
+            opt.max_output = opt_in->max_output;
+        if (opt_in->max_expanded)
+            opt.max_expanded = opt_in->max_expanded;
+        if (opt_in->timeout_ms)
+            opt.timeout_ms = opt_in->timeout_ms;
+        if (opt_in->max_memory)
+            opt.max_memory = opt_in->max_memory;
+    }
+    if (!mime || !*mime || strlen(mime) > 200 || strpbrk(mime, "\n\r"))
+        return fail(out, -EINVAL, "no valid MIME type given");
+    if (opt.max_output > SIZE_MAX / 2 - FRAME_HEADER_MAX)
+        opt.max_output = SIZE_MAX / 2 - FRAME_HEADER_MAX;
+
+    char path[PATH_MAX];
+    if (helper_path(path, sizeof path))
+        return fail(out, -ENOENT, "sluice-extract helper not found (set SLUICE_EXTRACT)");
+
+    /* The document goes to the helper's stdin as a sealed memfd: no temp
+     * file, no second pipe to deadlock on, and the helper cannot change it. */
+    int in_fd = memfd_create("sluice-extract-input", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (in_fd < 0)
+        return fail(out, -errno, "cannot create the input buffer");
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(in_fd, (const char *)buf + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = n < 0 ? -errno : -EIO;
+            close(in_fd);
+            return fail(out, e, "cannot fill the input buffer");
+        }
+        off += (size_t)n;
+    }
+    fcntl(in_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        int e = -errno;
+        close(in_fd);
+        return fail(out, e, "cannot create a pipe");
+    }
+    pid_t pid;
+    int rc = spawn_helper(path, in_fd, pfd[1], &opt, mime, &pid);
+    close(in_fd);
+    close(pfd[1]);
+    if (rc) {
+        close(pfd[0]);
+        return fail(out, rc, "cannot start the sluice-extract helper");
+    }
+    /* The helper's exit is watched through a pidfd, so a helper that closes
+     * its stdout and then hangs is still killed at the deadline. */
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+    const size_t cap_max = (size_t)opt.max_output + FRAME_HEADER_MAX;
+    size_t cap = 65536, got = 0;
+    char *res = malloc(cap + 1);
+    int err = res ? 0 : -ENOMEM;
+    const char *why = res ? NULL : "out of memory";
+    const int64_t deadline = now_ms() + opt.timeout_ms;
+    int eof = 0, exited = pidfd < 0;
+    while (!err && !(eof && exited)) {
+        const int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            err = -ETIMEDOUT, why = "timeout";
+            break;
+        }
+        struct pollfd pf[2] = { { .fd = eof ? -1 : pfd[0], .events = POLLIN },
+                                { .fd = exited ? -1 : pidfd, .events = POLLIN } };
+        int n = poll(pf, 2, (int)(left > INT_MAX ? INT_MAX : left));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            err = -errno, why = "poll failed";
+            break;
+        }
+        if (pf[1].revents)
+            exited = 1;
+        if (pf[0].revents) {
+            if (got == cap) {
+                if (cap >= cap_max) {
+                    err = -EFBIG, why = "extracted text exceeds the output limit";
+                    break;
+                }
+                size_t ncap = cap * 2 > cap_max ? cap_max : cap * 2;
+                char *p = realloc(res, ncap + 1);
+                if (!p) {
+                    err = -ENOMEM, why = "out of memory";
+                    break;
+                }
+                res = p;
+                cap = ncap;
+            }
+            ssize_t k = read(pfd[0], res + got, cap - got);
+            if (k < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            if (k <= 0)
+                eof = 1;
+            else
+                got += (size_t)k;
+        }
+    }
+    close(pfd[0]);
+    if (err)
+        kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (pidfd >= 0)
+        close(pidfd);
+    if (err) {
+        free(res);
+        return fail(out, err, why);
+    }
+    if (WIFSIGNALED(status)) {
+        free(res);
+        char msg[80];
+        const int sig = WTERMSIG(status);
+        if (sig == SIGXCPU || sig == SIGKILL)
+            return fail(out, -ETIMEDOUT, "timeout (CPU limit)");
+        if (sig == SIGABRT) {
+            snprintf(msg, sizeof msg, "extractor aborted (memory limit or internal error)");
+            return fail(out, -ENOMEM, msg);
+        }
+        snprintf(msg, sizeof msg, "extractor crashed (signal %d)", sig);
+        return fail(out, -ECHILD, msg);
+    }
+    rc = parse_frame(res, got, out);
+    if (rc == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+        out->text = NULL;
+        rc = fail(out, -ECHILD, "extractor exited with an error");
+    }
+    if (rc)
+        free(res);
+    return rc;
+}

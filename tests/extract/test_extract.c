@@ -1,0 +1,484 @@
+/* tests/extract/test_extract.c — unit tests of extract/: the public API
+ * through the real sluice-extract helper ($SLUICE_BUILD/sluice-extract),
+ * the isolation (fake helpers that hang, crash, flood or lie), concurrency,
+ * and the in-process parsers on inputs built here (zip containers written
+ * with libarchive, RTF and e-mail as text).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <pthread.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <cmocka.h>
+
+#include "extract/extract.h"
+#include "extract/extract_i.h"
+
+static char helper[4096];
+static char tmpdir[] = "/tmp/sluice-extract-test.XXXXXX";
+
+static int setup_all(void **state)
+{
+    (void)state;
+    const char *b = getenv("SLUICE_BUILD");
+    snprintf(helper, sizeof helper, "%s/sluice-extract", b ? b : "build");
+    if (access(helper, X_OK) != 0) {
+        fprintf(stderr, "no helper at %s\n", helper);
+        return -1;
+    }
+    setenv("SLUICE_EXTRACT", helper, 1);
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown_all(void **state)
+{
+    (void)state;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- building zips in memory ------------------------------------------------ */
+typedef struct zbuf {
+    char *p;
+    size_t len, cap;
+} zbuf;
+
+static la_ssize_t zwrite(struct archive *a, void *ctx, const void *buf, size_t n)
+{
+    (void)a;
+    zbuf *z = ctx;
+    if (z->len + n > z->cap) {
+        z->cap = (z->len + n) * 2;
+        z->p = realloc(z->p, z->cap);
+        assert_non_null(z->p);
+    }
+    memcpy(z->p + z->len, buf, n);
+    z->len += n;
+    return (la_ssize_t)n;
+}
+
+/* members: name, data, name, data, ..., NULL. A member whose data is NULL
+ * gets `big` zero bytes (the bomb). */
+static zbuf make_zip(size_t big, ...)
+{
+    zbuf z = { 0 };
+    struct archive *a = archive_write_new();
+    archive_write_set_format_zip(a);
+    archive_write_set_options(a, "zip:compression=deflate");
+    archive_write_set_bytes_in_last_block(a, 1);
+    assert_int_equal(archive_write_open(a, &z, NULL, zwrite, NULL), ARCHIVE_OK);
+    va_list ap;
+    va_start(ap, big);
+    const char *name;
+    while ((name = va_arg(ap, const char *))) {
+        const char *data = va_arg(ap, const char *);
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_size(e, data ? (la_int64_t)strlen(data) : (la_int64_t)big);
+        assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+        if (data)
+            archive_write_data(a, data, strlen(data));
+        else {
+            static char zeros[1 << 16];
+            for (size_t done = 0; done < big; done += sizeof zeros)
+                archive_write_data(a, zeros, big - done < sizeof zeros ? big - done : sizeof zeros);
+        }
+        archive_entry_free(e);
+    }
+    va_end(ap);
+    archive_write_close(a);
+    archive_write_free(a);
+    return z;
+}
+
+#define W_NS "xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\""
+static const char content_types[] =
+    "<?xml version=\"1.0\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"/>";
+static const char docx_body[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:document " W_NS "><w:body>"
+    "<w:p><w:r><w:t>Hello Jane Roe 078-05-1120</w:t></w:r></w:p>"
+    "<w:p><w:del w:author=\"Bob\"><w:r><w:delText>gone 536-22-1234</w:delText></w:r></w:del></w:p>"
+    "</w:body></w:document>";
+static const char docx_core[] =
+    "<?xml version=\"1.0\"?><cp:coreProperties xmlns:cp=\"http://schemas.openxmlformats.org/package/2006/"
+    "metadata/core-properties\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\">"
+    "<dc:creator>Alice Author</dc:creator></cp:coreProperties>";
+
+static int run(const void *buf, size_t len, const char *mime, const extract_options *o, extract_result *r)
+{
+    return extract_text(buf, len, mime, o, r);
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+static void test_handles(void **state)
+{
+    (void)state;
+    assert_true(extract_handles("application/pdf", NULL, 0));
+    assert_true(extract_handles("text/html; charset=utf-8", NULL, 0));
+    assert_true(extract_handles("text/rtf", NULL, 0));
+    assert_true(extract_handles("message/rfc822", NULL, 0));
+    assert_true(extract_handles("application/vnd.openxmlformats-officedocument.wordprocessingml.document", NULL, 0));
+    assert_true(extract_handles("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", NULL, 0));
+    assert_true(extract_handles("application/vnd.openxmlformats-officedocument.presentationml.presentation", NULL, 0));
+    assert_true(extract_handles("application/vnd.oasis.opendocument.text", NULL, 0));
+    assert_true(extract_handles("application/vnd.oasis.opendocument.spreadsheet", NULL, 0));
+    assert_false(extract_handles("text/plain", NULL, 0));
+    assert_false(extract_handles("application/pdfx", NULL, 0));
+    assert_false(extract_handles("application/x-executable", NULL, 0));
+    assert_false(extract_handles(NULL, NULL, 0));
+    /* a zip counts only when it looks like OOXML or OpenDocument */
+    zbuf docx = make_zip(0, "[Content_Types].xml", content_types, "word/document.xml", docx_body, NULL);
+    zbuf plain = make_zip(0, "notes.txt", "just a zip", NULL);
+    assert_true(extract_handles("application/zip", docx.p, docx.len));
+    assert_true(extract_handles("application/octet-stream", docx.p, docx.len));
+    assert_false(extract_handles("application/zip", plain.p, plain.len));
+    assert_false(extract_handles("application/zip", NULL, 0));
+    free(docx.p);
+    free(plain.p);
+}
+
+static void test_docx_metadata(void **state)
+{
+    (void)state;
+    zbuf z = make_zip(0, "[Content_Types].xml", content_types, "word/document.xml", docx_body,
+                      "docProps/core.xml", docx_core, NULL);
+    extract_result r;
+    extract_options o = { 0 };
+    assert_int_equal(run(z.p, z.len, "application/zip", &o, &r), 0);
+    assert_string_equal(r.extractor, "docx/libxml2");
+    assert_non_null(strstr(r.text, "Hello Jane Roe 078-05-1120"));
+    assert_non_null(strstr(r.text, "gone 536-22-1234"));
+    assert_non_null(strstr(r.text, "deleted by Bob"));
+    assert_non_null(strstr(r.text, "Alice Author"));
+    assert_int_equal(strlen(r.text), r.len);
+    extract_result_free(&r);
+
+    o.drop_metadata = 1;
+    assert_int_equal(run(z.p, z.len, "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                         &o, &r), 0);
+    assert_non_null(strstr(r.text, "Hello Jane Roe 078-05-1120"));
+    assert_null(strstr(r.text, "536-22-1234"));
+    assert_null(strstr(r.text, "Bob"));
+    assert_null(strstr(r.text, "Alice Author"));
+    extract_result_free(&r);
+    free(z.p);
+}
+
+static void test_zip_bomb(void **state)
+{
+    (void)state;
+    /* 64 MiB of zeros as the document part: a few tens of KiB compressed */
+    zbuf z = make_zip(64u << 20, "[Content_Types].xml", content_types, "word/document.xml", NULL, NULL);
+    assert_true(z.len < (1u << 20));
+    extract_result r;
+    extract_options o = { .max_expanded = 8u << 20 };
+    assert_int_equal(run(z.p, z.len, "application/zip", &o, &r), -EFBIG);
+    assert_non_null(strstr(r.reason, "expands past limit"));
+    assert_null(r.text);
+    extract_result_free(&r);
+    free(z.p);
+}
+
+static void test_truncated_zip_prefixes(void **state)
+{
+    (void)state;
+    zbuf z = make_zip(0, "[Content_Types].xml", content_types, "word/document.xml", docx_body,
+                      "docProps/core.xml", docx_core, NULL);
+    extract_result r;
+    /* every strict prefix is refused: half a document is not a document */
+    for (size_t n = 0; n < z.len; n += 1 + z.len / 23) {
+        int rc = run(z.p, n, "application/zip", NULL, &r);
+        if (rc == 0)
+            fail_msg("prefix of %zu/%zu bytes was extracted", n, z.len);
+        assert_true(r.reason[0] != '\0');
+        extract_result_free(&r);
+    }
+    assert_int_equal(run(z.p, z.len, "application/zip", NULL, &r), 0);
+    extract_result_free(&r);
+    free(z.p);
+}
+
+static void test_not_a_document_zip(void **state)
+{
+    (void)state;
+    zbuf z = make_zip(0, "notes.txt", "just a zip", NULL);
+    extract_result r;
+    assert_int_equal(run(z.p, z.len, "application/zip", NULL, &r), -EINVAL);
+    assert_non_null(strstr(r.reason, "not an Office Open XML or OpenDocument"));
+    extract_result_free(&r);
+    free(z.p);
+}
+
+static void test_html(void **state)
+{
+    (void)state;
+    static const char html[] =
+        "<html><head><title>T</title><script>var s='SECRET-IN-SCRIPT'</script>"
+        "<style>p{}</style><meta name=author content='Meta Mia'></head><body>"
+        "<!-- hidden HC-1 --><p>Para &amp; one</p><table><tr><td>a</td><td>b</td></tr></table></body></html>";
+    extract_result r;
+    extract_options o = { 0 };
+    assert_int_equal(run(html, sizeof html - 1, "text/html", &o, &r), 0);
+    assert_string_equal(r.extractor, "html/libxml2");
+    assert_non_null(strstr(r.text, "Para & one"));
+    assert_non_null(strstr(r.text, "a\tb"));
+    assert_non_null(strstr(r.text, "Meta Mia"));
+    assert_non_null(strstr(r.text, "HC-1"));
+    assert_null(strstr(r.text, "SECRET-IN-SCRIPT"));
+    extract_result_free(&r);
+    o.drop_metadata = 1;
+    assert_int_equal(run(html, sizeof html - 1, "text/html", &o, &r), 0);
+    assert_null(strstr(r.text, "Meta Mia"));
+    assert_null(strstr(r.text, "HC-1"));
+    extract_result_free(&r);
+}
+
+static void test_rtf(void **state)
+{
+    (void)state;
+    static const char rtf[] =
+        "{\\rtf1\\ansi\\ansicpg1252{\\fonttbl{\\f0 Arial;}}{\\info{\\author Rita}}"
+        "Caf\\'e9 \\u8364? \\uc2\\u-10179\\'3f\\'3f\\u-8704\\'3f\\'3f end\\par "
+        "{\\*\\unknowndest HIDDEN-DEST}{\\pict\\bin4 }}}}tail}"
+        "\\'80\\tab x}";
+    extract_result r;
+    assert_int_equal(run(rtf, sizeof rtf - 1, "text/rtf", NULL, &r), 0);
+    assert_string_equal(r.extractor, "rtf");
+    /* CP1252 é, € from \u, a surrogate pair (U+1F600) with its fallback skipped */
+    assert_non_null(strstr(r.text, "Café € \xf0\x9f\x98\x80 end"));
+    assert_non_null(strstr(r.text, "Rita"));
+    assert_null(strstr(r.text, "HIDDEN-DEST"));
+    assert_null(strstr(r.text, "tail")); /* \bin skipped its 4 bytes, braces included */
+    assert_non_null(strstr(r.text, "\xe2\x82\xac\tx"));
+    extract_result_free(&r);
+    assert_int_equal(run("{\\rtf1 {", 8, "text/rtf", NULL, &r), -EINVAL);
+    assert_non_null(strstr(r.reason, "truncated RTF"));
+    extract_result_free(&r);
+    assert_int_equal(run("hello", 5, "text/rtf", NULL, &r), -EINVAL);
+    extract_result_free(&r);
+}
+
+static void test_eml(void **state)
+{
+    (void)state;
+    static const char eml[] =
+        "From: Sam Sender <sam@example.com>\r\n"
+        "To: =?UTF-8?B?SsO8cmdlbg==?= <jurgen@example.com>\r\n"
+        "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= SUBJ-9\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+        "--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "Gr=FC=DFe, SSN 078-05-1120\r\n"
+        "--b1\r\nContent-Type: text/html; charset=utf-8\r\n"
+        "Content-Disposition: inline\r\n\r\n"
+        "<p>html part <script>NO-SCRIPT</script>H-7</p>\r\n"
+        "--b1--\r\n";
+    extract_result r;
+    extract_options o = { 0 };
+    assert_int_equal(run(eml, sizeof eml - 1, "message/rfc822", &o, &r), 0);
+    assert_string_equal(r.extractor, "eml/gmime");
+    assert_non_null(strstr(r.text, "Subject: Grüße SUBJ-9"));
+    assert_non_null(strstr(r.text, "Jürgen <jurgen@example.com>"));
+    assert_non_null(strstr(r.text, "sam@example.com"));
+    assert_non_null(strstr(r.text, "Grüße, SSN 078-05-1120"));
+    assert_non_null(strstr(r.text, "H-7"));
+    assert_null(strstr(r.text, "NO-SCRIPT"));
+    extract_result_free(&r);
+    o.drop_metadata = 1;
+    assert_int_equal(run(eml, sizeof eml - 1, "message/rfc822", &o, &r), 0);
+    assert_non_null(strstr(r.text, "SUBJ-9"));
+    assert_null(strstr(r.text, "sam@example.com"));
+    assert_null(strstr(r.text, "jurgen@example.com"));
+    extract_result_free(&r);
+}
+
+static void test_unknown_type(void **state)
+{
+    (void)state;
+    extract_result r;
+    assert_int_equal(run("abc", 3, "image/png", NULL, &r), -EINVAL);
+    assert_non_null(strstr(r.reason, "not a document type"));
+    extract_result_free(&r);
+    assert_int_equal(run("abc", 3, "bad\nmime", NULL, &r), -EINVAL);
+    extract_result_free(&r);
+}
+
+/* ---- isolation: fake helpers ----------------------------------------------------- */
+static void with_fake_helper(const char *script, int expect, const char *reason, const extract_options *o)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/fake-helper", tmpdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "#!/bin/sh\n%s\n", script);
+    fclose(f);
+    chmod(path, 0755);
+    setenv("SLUICE_EXTRACT", path, 1);
+    extract_result r;
+    int rc = extract_text("<p>x</p>", 8, "text/html", o, &r);
+    setenv("SLUICE_EXTRACT", helper, 1);
+    if (rc != expect)
+        fail_msg("fake helper `%s`: rc %d (%s), expected %d", script, rc, r.reason, expect);
+    assert_null(r.text);
+    if (!strstr(r.reason, reason))
+        fail_msg("fake helper `%s`: reason '%s' lacks '%s'", script, r.reason, reason);
+    extract_result_free(&r);
+}
+
+static void test_isolation(void **state)
+{
+    (void)state;
+    extract_options quick = { .timeout_ms = 300 };
+    with_fake_helper("exec sleep 30", -ETIMEDOUT, "timeout", &quick);
+    /* closes its output, then hangs: still killed at the deadline */
+    with_fake_helper("exec >&-; exec sleep 30", -ETIMEDOUT, "timeout", &quick);
+    with_fake_helper("kill -SEGV $$", -ECHILD, "crashed", NULL);
+    with_fake_helper("kill -ABRT $$", -ENOMEM, "aborted", NULL);
+    with_fake_helper("echo garbage", -ECHILD, "no result", NULL);
+    with_fake_helper("printf 'SLX1 0 html\\n\\nlooks fine'; exit 3", -ECHILD, "exited with an error", NULL);
+    with_fake_helper("printf 'SLX1 7 html\\nbad rc\\n'", -ECHILD, "malformed", NULL);
+    with_fake_helper("printf 'SLX1 -13 html\\nencrypted thing\\n'", -EACCES, "encrypted thing", NULL);
+    extract_options small = { .max_output = 1 << 20 };
+    with_fake_helper("head -c 50000000 /dev/zero", -EFBIG, "output limit", &small);
+    with_fake_helper("exit 0", -ECHILD, "no result", NULL);
+
+    setenv("SLUICE_EXTRACT", "/nonexistent/sluice-extract", 1);
+    extract_result r;
+    int rc = extract_text("<p>x</p>", 8, "text/html", NULL, &r);
+    setenv("SLUICE_EXTRACT", helper, 1);
+    assert_true(rc == -ENOENT || rc == -ENOEXEC);
+    extract_result_free(&r);
+}
+
+/* ---- many threads at once (sluicefs is multithreaded) ------------------------------ */
+static void *worker(void *arg)
+{
+    const int id = (int)(intptr_t)arg;
+    char html[128];
+    int n = snprintf(html, sizeof html, "<html><body><p>thread %d value T-%d</p></body></html>", id, id * 7);
+    long ok = 0;
+    for (int i = 0; i < 5; i++) {
+        extract_result r;
+        char want[32];
+        snprintf(want, sizeof want, "T-%d", id * 7);
+        if (extract_text(html, (size_t)n, "text/html", NULL, &r) == 0 && strstr(r.text, want))
+            ok++;
+        extract_result_free(&r);
+    }
+    return (void *)ok;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i), 0);
+    long total = 0;
+    for (int i = 0; i < 8; i++) {
+        void *ok;
+        pthread_join(t[i], &ok);
+        total += (long)ok;
+    }
+    assert_int_equal(total, 40);
+}
+
+/* ---- in-process pieces ----------------------------------------------------------------- */
+static void test_clean_utf8(void **state)
+{
+    (void)state;
+    extract_options o;
+    extract_options_default(&o);
+    xctx x = { .opt = &o };
+    static const char in[] = "ok \xc3\xa9 bad \xff\xfe \xed\xa0\x80 nul\x01 cr\r\nlf\rend \xf0\x9f\x98";
+    assert_int_equal(xput(&x, in, sizeof in - 1), 0);
+    extract_clean_utf8(&x);
+    assert_string_equal(x.text, "ok \xc3\xa9 bad ?? ??? nul  cr\nlf\nend ???");
+    free(x.text);
+}
+
+static void test_output_limit_inprocess(void **state)
+{
+    (void)state;
+    extract_options o;
+    extract_options_default(&o);
+    o.max_output = 10;
+    xctx x = { .opt = &o };
+    assert_int_equal(xput(&x, "0123456789", 10), 0);
+    assert_int_equal(xput(&x, "a", 1), -EFBIG);
+    assert_non_null(strstr(x.reason, "output limit"));
+    free(x.text);
+}
+
+static int count_text(void *ctx, const xml_event *ev)
+{
+    if (ev->type == XML_EV_TEXT)
+        (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_xml_walk(void **state)
+{
+    (void)state;
+    extract_options o;
+    extract_options_default(&o);
+    xctx x = { .opt = &o };
+    int n = 0;
+    static const char ok[] = "<a><b>one</b><c>two</c></a>";
+    assert_int_equal(xml_walk(&x, "ok.xml", ok, sizeof ok - 1, count_text, &n), 0);
+    assert_int_equal(n, 2);
+    static const char dtd[] = "<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>";
+    assert_int_equal(xml_walk(&x, "dtd.xml", dtd, sizeof dtd - 1, count_text, &n), -EINVAL);
+    assert_non_null(strstr(x.reason, "DTD"));
+    /* the same in UTF-16: the byte check misses it, the reader does not */
+    xctx y = { .opt = &o };
+    char u16[256];
+    size_t k = 0;
+    u16[k++] = (char)0xFF, u16[k++] = (char)0xFE;
+    for (const char *p = "<!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>"; *p; p++)
+        u16[k++] = *p, u16[k++] = 0;
+    assert_int_not_equal(xml_walk(&y, "u16.xml", u16, k, count_text, &n), 0);
+    xctx z = { .opt = &o };
+    char deep[4000];
+    size_t d = 0;
+    for (int i = 0; i < 300; i++)
+        d += (size_t)snprintf(deep + d, sizeof deep - d, "<a>");
+    assert_int_equal(xml_walk(&z, "deep.xml", deep, d, count_text, &n), -EINVAL);
+    xctx m = { .opt = &o };
+    assert_int_equal(xml_walk(&m, "bad.xml", "<a><b></a>", 10, count_text, &n), -EINVAL);
+    assert_non_null(strstr(m.reason, "malformed XML"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_handles),
+        cmocka_unit_test(test_docx_metadata),
+        cmocka_unit_test(test_zip_bomb),
+        cmocka_unit_test(test_truncated_zip_prefixes),
+        cmocka_unit_test(test_not_a_document_zip),
+        cmocka_unit_test(test_html),
+        cmocka_unit_test(test_rtf),
+        cmocka_unit_test(test_eml),
+        cmocka_unit_test(test_unknown_type),
+        cmocka_unit_test(test_isolation),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_clean_utf8),
+        cmocka_unit_test(test_output_limit_inprocess),
+        cmocka_unit_test(test_xml_walk),
+    };
+    return cmocka_run_group_tests_name("extract", tests, setup_all, teardown_all);
+}
