@@ -686,7 +686,7 @@ static void usage(FILE *out)
             "                        (default: .<vault>.sluice-staging beside the vault)\n"
             "  --once                exit after the sender's last pass (or end of stream)\n"
             "  --idle-exit SECONDS   exit after this long without a packet (udp)\n"
-            "  --rcvbuf BYTES        UDP socket receive buffer (default 64M)\n"
+            "  --rcvbuf BYTES        UDP socket receive buffer (default 256M)\n"
             "  --max-file-size BYTES refuse larger files (default 64G)\n"
             "  --mem BYTES           memory for incomplete blocks (default 256M)\n"
             "  --ledger DB --ledger-key FILE   record ingest events in the ledger\n"
@@ -699,7 +699,7 @@ int diode_recv_main(int argc, char **argv)
 {
     static receiver R;
     receiver *r = &R;
-    r->rcvbuf = 64 << 20;
+    r->rcvbuf = 256 << 20;
     r->max_file_size = 64ULL << 30;
     r->mem_cap = 256u << 20;
     enum { O_FROM = 1, O_VAULT, O_KEY, O_STAGING, O_ONCE, O_IDLE, O_RCVBUF, O_MAXF, O_MEM,

@@ -18,6 +18,7 @@
 #include <fts.h>
 #include <getopt.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <openssl/rand.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,6 +28,7 @@
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,7 +77,7 @@ typedef struct sender {
     sent *ents;
     size_t nents, capents;
     uint32_t pass, passes;
-    int chan_error, watching;
+    int chan_error, watching, src_fd;
     /* counters */
     uint64_t files, bytes, refused, changed;
 } sender;
@@ -451,6 +453,16 @@ static sent *ents_add(sender *s, const diode_entry *e)
     return x;
 }
 
+/* Open `rel` beneath SOURCE_DIR without following any symlink on the way:
+ * a directory swapped for a link after the walk cannot lead elsewhere. */
+static int open_source(const sender *s, const char *rel)
+{
+    struct open_how how = {.flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    const long fd = syscall(SYS_openat2, s->src_fd, rel, &how, sizeof how);
+    return fd < 0 ? -1 : (int)fd;
+}
+
 /* Approve and send one file (first pass, or a --watch event). */
 static int process_file(sender *s, const char *abs, const char *rel)
 {
@@ -472,7 +484,7 @@ static int process_file(sender *s, const char *abs, const char *rel)
         decide(s, rel, 0, "not a regular file", 0, NULL, NULL, 0);
         return 0;
     }
-    const int fd = open(abs, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    const int fd = open_source(s, rel);
     if (fd < 0) {
         char why[128];
         snprintf(why, sizeof why, "unreadable: %s", strerror(errno));
@@ -599,9 +611,7 @@ out:
 /* Re-send an entry approved in the first pass (repeat passes). */
 static int resend(sender *s, sent *x)
 {
-    char abs[PATH_MAX];
-    snprintf(abs, sizeof abs, "%s/%s", s->src, x->path);
-    const int fd = open(abs, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    const int fd = open_source(s, x->path);
     if (fd < 0) {
         log_warn("msg=\"file vanished before a repeat pass\" path=\"%s\"", x->path);
         return 0;
@@ -977,6 +987,11 @@ int diode_send_main(int argc, char **argv)
     struct stat st;
     if (stat(s->src, &st) < 0 || !S_ISDIR(st.st_mode)) {
         sluice_err("%s: not a directory", s->src);
+        return DIODE_EXIT_USAGE;
+    }
+    s->src_fd = open(s->src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->src_fd < 0) {
+        sluice_err("%s: %s", s->src, strerror(errno));
         return DIODE_EXIT_USAGE;
     }
     char why[512];
