@@ -11,6 +11,11 @@ int cmd_rules(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_ledger(int argc, char **argv);
 
+/* After getopt_long() returned '?' or ':': report the offending argument as
+ * `sluice: <cmd>: <arg>: unknown option or missing value` and return
+ * EXIT_ERROR. (main() turns getopt's own messages off.) */
+int cli_bad_option(const char *cmd, char **argv);
+
 /* The default policy: $SLUICE_POLICY, else the installed or in-tree one. */
 const char *cli_default_policy(void);
 

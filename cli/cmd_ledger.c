@@ -145,7 +145,7 @@ static int cmd_verify(int argc, char **argv)
                    "record is still there unchanged: this detects a truncated tail.\n"
                    "Names the first bad record. Exit 0 clean, 1 verification failed, 2 error.\n");
             return EXIT_CLEAN;
-        default: return EXIT_ERROR;
+        default: return cli_bad_option("ledger verify", argv);
         }
     }
     if (optind != argc) {
@@ -210,7 +210,7 @@ static int cmd_checkpoint(int argc, char **argv)
                    "file, mail them to the auditors); 'sluice ledger verify --checkpoint FILE'\n"
                    "then detects a ledger cut back to before any of them.\n");
             return EXIT_CLEAN;
-        default: return EXIT_ERROR;
+        default: return cli_bad_option("ledger checkpoint", argv);
         }
     }
     if (optind != argc) {
@@ -268,7 +268,7 @@ static int cmd_archive(int argc, char **argv)
                    "the chain continues across segments; 'sluice ledger query' and the SQL\n"
                    "views see only the live database (see sluice-ledger(5) to read a segment).\n");
             return EXIT_CLEAN;
-        default: return EXIT_ERROR;
+        default: return cli_bad_option("ledger archive", argv);
         }
     }
     if (optind != argc) {
@@ -558,7 +558,7 @@ static int cmd_query(int argc, char **argv)
                    "  --archived        also search archived segments (oldest first)\n"
                    "Opens the ledger read-only; without --archived, the live database only.\n");
             return EXIT_CLEAN;
-        default: return EXIT_ERROR;
+        default: return cli_bad_option("ledger query", argv);
         }
     }
     if (optind != argc) {

@@ -15,9 +15,14 @@ static int load_any(const char *path, dlp_policy **p)
     if (rc && strstr(err.msg, "a policy has 'policy:'"))
         rc = dlp_policy_load(path, p, &err);
     if (rc) {
+        /* Positioned errors read like a compiler's (file:line:col: message),
+         * the rest like every other error of sluice's. */
         char msg[1200];
         dlp_error_format(&err, msg, sizeof msg);
-        fprintf(stderr, "%s\n", msg);
+        if (err.line > 0)
+            fprintf(stderr, "%s\n", msg);
+        else
+            sluice_err("%s", msg);
     }
     return rc;
 }

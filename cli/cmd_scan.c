@@ -196,7 +196,7 @@ int cmd_scan(int argc, char **argv)
         case 'p': policy = optarg; break;
         case 'r': want_report = 1; report = optarg; break;
         case 'h': usage(stdout); return EXIT_CLEAN;
-        default: usage(stderr); return EXIT_ERROR;
+        default: return cli_bad_option("scan", argv);
         }
     }
     if (optind >= argc) {

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "common/common.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,13 @@ static void usage(FILE *f)
     fprintf(f, "\n'sluice COMMAND --help' for a command's options. See sluice(1).\n");
 }
 
+int cli_bad_option(const char *cmd, char **argv)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    sluice_err("%s: %s: unknown option or missing value (try 'sluice %s --help')", cmd, arg, cmd);
+    return EXIT_ERROR;
+}
+
 const char *cli_default_policy(void)
 {
     const char *env = getenv("SLUICE_POLICY");
@@ -42,6 +50,7 @@ const char *cli_default_policy(void)
 int main(int argc, char **argv)
 {
     log_init("sluice", LOG_LVL_WARN);
+    opterr = 0; /* cli_bad_option() reports in the project's own format */
     if (argc < 2) {
         usage(stderr);
         return EXIT_ERROR;
