@@ -35,16 +35,37 @@ int cli_bad_option(const char *cmd, char **argv)
     return EXIT_ERROR;
 }
 
+/* $SLUICE_POLICY, else the policy installed beside this binary
+ * (<bin>/../share/sluice/rules, so an install works wherever its prefix is),
+ * else the one of the source tree this binary was built in (<build>/../rules),
+ * else the build-time prefix. */
 const char *cli_default_policy(void)
 {
+    static char found[4096];
     const char *env = getenv("SLUICE_POLICY");
     if (env && *env)
         return env;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            static const char *const rel[] = {"/../share/sluice/rules/default-policy.yaml",
+                                              "/../rules/default-policy.yaml"};
+            for (size_t i = 0; i < SLUICE_ARRAY_LEN(rel); i++) {
+                int m = snprintf(found, sizeof found, "%s%s", exe, rel[i]);
+                if (m > 0 && (size_t)m < sizeof found && access(found, R_OK) == 0)
+                    return found;
+            }
+        }
+    }
 #ifdef SLUICE_RULES_DIR
-    if (access(SLUICE_RULES_DIR "/default-policy.yaml", R_OK) == 0)
-        return SLUICE_RULES_DIR "/default-policy.yaml";
-#endif
+    return SLUICE_RULES_DIR "/default-policy.yaml";
+#else
     return "rules/default-policy.yaml";
+#endif
 }
 
 int main(int argc, char **argv)
