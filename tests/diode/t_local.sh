@@ -30,6 +30,19 @@ chmod 644 key; err=$("$DIODE" recv --from fd:0 --vault v0 --key key 2>&1 </dev/n
 chmod 600 key
 check_eq "a group-readable key is refused" 3 $rc
 
+# ---- a receive buffer the kernel will not grant is reported at start
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && id nobody >/dev/null 2>&1; then
+    chmod 755 "$T_TMP"; mkdir -p nb; cp key nb/key; chown -R nobody nb
+    err=$(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups --inh-caps=-all \
+        "$DIODE" recv --from udp:127.0.0.1:47555 --vault "$T_TMP/nb/vault" --key "$T_TMP/nb/key" \
+        --rcvbuf 1G --idle-exit 1 2>&1)
+    check_contains "unprivileged receiver: a too-small receive buffer is warned about" "$err" \
+        "sluice-diode: warning: udp:127.0.0.1:47555: the UDP receive buffer is"
+    chmod 700 "$T_TMP"
+else
+    skip "receive buffer warning" "needs root, setpriv and user nobody"
+fi
+
 # ---- a tree through a pipe
 d_tree src 1500
 ln -s run.sh src/link-to-run
