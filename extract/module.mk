@@ -20,7 +20,7 @@ EXTRACT_CORE_SRC := extract/core.c extract/pdf.c extract/zip.c extract/xml.c ext
 EXTRACT_CORE_OBJ := $(EXTRACT_CORE_SRC:%.c=$(B)/%.o)
 
 PROGRAMS += $(EXTRACT_BIN)
-# MANPAGES += man/sluice-documents.7 (added with the page)
+MANPAGES += man/sluice-documents.7
 
 $(EXTRACT_CORE_OBJ) $(B)/extract/helper.o: CFLAGS += $(EXTRACT_PKG_CFLAGS)
 $(B)/extract/extract.o: CFLAGS += -DSLUICE_EXTRACT_DEFAULT='"$(PREFIX)/bin/sluice-extract"'
