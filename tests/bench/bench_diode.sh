@@ -65,7 +65,7 @@ echo "tree: $NFILES files, $BYTES bytes (BENCH_DIODE_MB=$MB), $RUNS runs each, $
 
 now() { date +%s.%N; }
 gbit() { python3 -c "import sys; print('%.3f' % ($BYTES * 8 / float(sys.argv[1]) / 1e9))" "$1"; }
-median() { sort -g | awk '{a[NR]=$1} END{if (NR==0) print "n/a"; else print a[int((NR+1)/2)]}'; }
+median() { awk 'NF' | sort -g | awk '{a[NR]=$1} END{if (NR==0) print "n/a"; else print a[int((NR+1)/2)]}'; }
 intact() { diff -r src "$1" >/dev/null 2>&1; }
 fresh() { rm -rf "$1" "$(dirname "$1")/.$(basename "$1").sluice-staging"; sync; }
 
@@ -113,17 +113,19 @@ diode_udp() {
     [ $ok = 1 ] || sed 's/^/    /' urecv.err | tail -n 1
 }
 # udpcast carries one stream: tar c | udp-sender ... udp-receiver | tar x.
-udpcast_udp() { # NAME NS_SEND NS_RECV IFACE_S IFACE_R RATE
+udpcast_udp() { # NAME NS_SEND NS_RECV IFACE_S IFACE_R RATE [EXTRA OPTION...]
     local name=$1 nss=$2 nsr=$3 ifs=$4 ifr=$5 rate=$6
+    shift 6
     fresh "$WORK/cdst"; mkdir cdst
-    (NSX=$nsr nsx "$nsr" timeout $TMO udp-receiver --nokbd --interface "$ifr" --portbase 9400 \
+    (NSX=$nsr nsx "$nsr" timeout $TMO udp-receiver --nokbd --interface "$ifr" --portbase 9400 "$@" \
+        --start-timeout 20 --receive-timeout 10 \
         2>/dev/null | tar x -C cdst 2>/dev/null; sync) &
     local rpid=$!
     sleep 0.5
     local t0; t0=$(now)
     tar c -C src . | NSX=$nss nsx "$nss" timeout $TMO udp-sender --async --fec 8x16/64 \
         --max-bitrate "${rate}m" --autostart 3 --rexmit-hello-interval 100 --nokbd \
-        --interface "$ifs" --portbase 9400 2>/dev/null
+        --interface "$ifs" --portbase 9400 "$@" 2>/dev/null
     wait $rpid
     local t1; t1=$(now)
     intact cdst && ok=1 || ok=0
@@ -151,7 +153,8 @@ if ip netns add "$NS_S" 2>/dev/null && ip netns add "$NS_R"; then
     ip netns exec "$NS_R" iptables -A INPUT -i "$VR" -p udp -m statistic --mode random --probability 0.02 -j DROP
     for run in $(seq "$RUNS"); do
         diode_udp "diode veth 2% loss" "$NS_S" "$NS_R" "${NET}2" "$VRATE"
-        udpcast_udp "udpcast veth 2% loss" "$NS_S" "$NS_R" "$VS" "$VR" "$CVRATE"
+        udpcast_udp "udpcast veth 2% loss" "$NS_S" "$NS_R" "$VS" "$VR" "$CVRATE" \
+            --mcast-rdv-address 239.1.1.1
     done
     echo "  (veth: $(ip netns exec "$NS_R" iptables -L INPUT -v -x -n | awk 'NR==3{print $1}') datagrams dropped on purpose)"
 else
