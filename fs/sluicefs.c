@@ -743,8 +743,12 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
     size_t n = v->len - (size_t)off;
     if (n > size)
         n = size;
-    /* Straight from the view (pinned by the handle until release). */
+    /* Straight from the view. Our own reference for the duration of the
+     * reply: the kernel may queue this handle's RELEASE as soon as it has
+     * taken the data, i.e. before writev() returns here. */
+    fs_view_ref(g.cache, (fs_view *)v);
     fuse_reply_buf(req, (const char *)v->data + off, n);
+    fs_view_unref(g.cache, (fs_view *)v);
 }
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

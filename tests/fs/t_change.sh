@@ -74,20 +74,29 @@ A = b"A" * 100000 + b" SSN 123-45-6789\n"
 B = b"B" * 50000 + b" key tok_abcdefghijklmnop\n" + b"B" * 70000 + b"\n"
 VA = A.replace(b"123-45-6789", b"[REDACTED:us-ssn]")
 VB = B.replace(b"tok_abcdefghijklmnop", b"***_************mnop")
-stop = time.time() + 4
+# Bounded: until each version was read a few times, at most 30 s.
+deadline = time.time() + 30
 counts = {"A": 0, "B": 0, "bad": 0, "err": 0}
+def running():
+    return time.time() < deadline and (counts["A"] < 20 or counts["B"] < 20)
 errs = {}
 lock = threading.Lock()
 def writer():
+    # Replace the file again as soon as a reader got the current version
+    # (or after 0.2 s): the race stays tight however slow the build is.
     i = 0
-    while time.time() < stop:
+    while running():
+        key = "A" if i % 2 == 0 else "B"
+        seen = counts[key]
         with open(src + ".w", "wb") as f:
-            f.write(A if i % 2 == 0 else B)
+            f.write(A if key == "A" else B)
         os.rename(src + ".w", src)
+        t = time.time()
+        while running() and counts[key] == seen and time.time() - t < 0.2:
+            time.sleep(0.001)
         i += 1
-        time.sleep(0.003)
 def reader():
-    while time.time() < stop:
+    while running():
         try:
             with open(mnt, "rb") as f:
                 d = f.read()
