@@ -122,7 +122,8 @@ int diode_put_manifest(uint8_t *buf, size_t cap, size_t *off, uint32_t part, uin
 
 /* What the parser found in a block. Every callback gets only records whose
  * lengths are consistent and (FILE, MANIFEST, END) whose HMAC verified;
- * paths are checked with vault_path_check(). A non-zero return stops. */
+ * paths are checked with vault_path_check(). Pointers (entry path, data
+ * payload) are valid during the callback only. A non-zero return stops. */
 typedef struct diode_rx_ops {
     int (*hello)(void *ctx, uint64_t session, const diode_hello *h);
     int (*entry)(void *ctx, uint64_t session, const diode_entry *e, int from_manifest);

@@ -73,7 +73,7 @@ typedef struct sender {
     uint8_t *zbuf, *rbuf, *fbuf;
     size_t zcap, fcap;
     double t0, last_manifest, last_progress;
-    uint64_t wire_bytes;
+    uint64_t wire_bytes, wire_at_manifest, manifest_bytes;
     sent *ents;
     size_t nents, capents;
     uint32_t pass, passes;
@@ -270,10 +270,12 @@ static int put_manifest(sender *s)
     /* Cut the live entries into parts that each fit an empty block. */
     const size_t room = s->blkcap - DIODE_REC_HDR - 12 - SHA256_LEN;
     size_t nparts = 0, used = 0, cnt = 0;
+    uint64_t used_total = 0;
     for (size_t i = 0; i < s->nents; i++) {
         if (!s->ents[i].live)
             continue;
         const size_t l = diode_entry_wire_len(&s->ents[i].e);
+        used_total += l;
         if (cnt == 0 || used + l > room) {
             nparts++;
             used = 0;
@@ -315,7 +317,25 @@ static int put_manifest(sender *s)
     }
     free(part);
     s->last_manifest = now_s();
+    s->wire_at_manifest = s->wire_bytes;
+    s->manifest_bytes = used_total;
     return 0;
+}
+
+/* The manifest is repeated every --manifest-interval seconds, but never
+ * so often that it takes more than 1/20 of the channel: a tree of a million
+ * files has a manifest of tens of megabytes. */
+static int manifest_due(const sender *s)
+{
+    const double el = now_s() - s->last_manifest;
+    if (s->manifest_every <= 0 || el < s->manifest_every)
+        return 0;
+    if (s->wire_bytes - s->wire_at_manifest >= 20 * s->manifest_bytes)
+        return 1;
+    /* An idle channel (--watch): by time, as if it ran at its rate (an
+     * unpaced channel counts as 1 Gbit/s). */
+    const double bps = (s->rate_mbit > 0 ? s->rate_mbit : 1000) * 1e6 / 8;
+    return el * bps / 20 >= (double)s->manifest_bytes;
 }
 
 static void progress(sender *s, int final)
@@ -603,7 +623,7 @@ static int process_file(sender *s, const char *abs, const char *rel)
 out:
     close(fd);
     progress(s, 0);
-    if (rc == 0 && s->manifest_every > 0 && now_s() - s->last_manifest >= s->manifest_every)
+    if (rc == 0 && manifest_due(s))
         rc = put_manifest(s);
     return rc;
 }
@@ -623,7 +643,7 @@ static int resend(sender *s, sent *x)
         rc = 0;
     }
     progress(s, 0);
-    if (rc == 0 && s->manifest_every > 0 && now_s() - s->last_manifest >= s->manifest_every)
+    if (rc == 0 && manifest_due(s))
         rc = put_manifest(s);
     return rc;
 }
@@ -810,7 +830,7 @@ static int watch_loop(sender *s)
             p[i] = p[--np];
             sent_any = 1;
         }
-        if (rc == 0 && (sent_any || now_s() - s->last_manifest >= s->manifest_every)) {
+        if (rc == 0 && (sent_any || manifest_due(s))) {
             if (!sent_any)
                 rc = put_manifest(s);
             if (rc == 0)
