@@ -1,16 +1,20 @@
 /* extract/helper.c — sluice-extract: the process in which documents are
- * parsed. Two uses:
+ * parsed. Three uses:
  *
- *   sluice-extract --child ...   started by extract_text() (the library):
- *       stdin is the document (a sealed memfd), stdout a pipe for the framed
- *       result "SLX1 <rc> <extractor>\n<reason>\n<text>". Before touching the
- *       document it closes every other descriptor, limits itself
+ *   sluice-extract --server      started by extract_text() (the library) once
+ *       per calling process: receives requests on stdin (a unix socket) and
+ *       forks one child per document, which then acts as --child below on
+ *       the descriptors it was handed. Single-threaded, parses nothing.
+ *   sluice-extract --child ...   one document: stdin is the document (a
+ *       sealed memfd), stdout the channel for the framed result
+ *       "SLX1 <rc> <extractor> <textlen>\n<reason>\n<text>". Before touching
+ *       the document it closes every other descriptor, limits itself
  *       (RLIMIT_AS, RLIMIT_CPU, no core dumps, no file writes) and installs a
- *       seccomp filter: no exec, no network, no ptrace, no opening files for
- *       writing, no changes to the file system.
+ *       seccomp filter: no exec, no fork, no network, no ptrace, no opening
+ *       files for writing, no changes to the file system.
  *   sluice-extract [options] FILE   for people and tests: libmagic decides
- *       the type, extract_text() runs the child as above, the text goes to
- *       stdout; a refusal prints `sluice-extract: FILE: reason` and exits 1.
+ *       the type, extract_text() runs the above, the text goes to stdout; a
+ *       refusal prints `sluice-extract: FILE: reason` and exits 1.
  *
  * Must never write anything but the frame to stdout in child mode, and never
  * run the parsers before the limits and the filter are in place.
@@ -27,7 +31,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <poll.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -136,6 +147,15 @@ static int confine(const extract_options *opt)
     }
     if (!rc)
         rc = seccomp_rule_add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(openat2), 0);
+    /* glibc's fork() is clone() without CLONE_THREAD: threads only. clone3
+     * cannot be filtered by its flags (they are behind a pointer): ENOSYS
+     * makes glibc fall back to clone for threads. No grandchild can outlive
+     * the helper and write after its result. */
+    if (!rc)
+        rc = seccomp_rule_add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+    if (!rc)
+        rc = seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     if (!rc)
         rc = seccomp_load(f);
     seccomp_release(f);
@@ -162,8 +182,8 @@ static void write_frame(int rc, const xctx *x)
     for (char *p = reason; *p; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
-    int n = snprintf(head, sizeof head, EXTRACT_FRAME_MAGIC " %d %s\n%s\n", rc,
-                     x->extractor[0] ? x->extractor : "none", rc ? reason : "");
+    int n = snprintf(head, sizeof head, EXTRACT_FRAME_MAGIC " %d %s %zu\n%s\n", rc,
+                     x->extractor[0] ? x->extractor : "none", rc ? 0 : x->len, rc ? reason : "");
     if (n < 0 || (size_t)n >= sizeof head)
         _exit(3);
     if (write_full(1, head, (size_t)n) || (rc == 0 && write_full(1, x->text ? x->text : "", x->len)))
@@ -204,6 +224,149 @@ static int child_main(const extract_options *opt, const char *mime)
     _exit(0);
 }
 
+/* ---- the extraction server (see extract.c) -------------------------------------------
+ * One thread, never parses anything itself: receives "SLXQ drop max_output
+ * max_expanded max_memory timeout_ms mime" with the document's memfd and
+ * the reply socket, forks a child that becomes a confined helper on those
+ * two descriptors, kills it at its deadline, reaps it and appends
+ * "SLXS <wait status> <timed out>\n" to its reply. Exits when the library's
+ * end of the control socket closes (the calling process is gone). */
+#define SERVER_MAX_CHILDREN 64
+
+typedef struct served {
+    pid_t pid;
+    int reply;
+    int64_t deadline;
+    int timed_out;
+} served;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void reply_status(int fd, int status, int timed_out)
+{
+    char t[48];
+    int n = snprintf(t, sizeof t, "SLXS %d %d\n", status, timed_out);
+    /* blocking is short: the library is reading, or has closed (EPIPE) */
+    (void)!send(fd, t, (size_t)n, MSG_NOSIGNAL);
+}
+
+static int server_main(void)
+{
+    const int ctl = 0;
+    sigset_t chld, old;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old);
+    const int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0)
+        return 1;
+    struct rlimit nocore = { 0, 0 };
+    setrlimit(RLIMIT_CORE, &nocore);
+    /* Set up the parsers' globals once, here, so every child starts warm.
+     * (Neither starts a thread: the server must stay single-threaded.) */
+    xmlInitParser();
+    served kids[SERVER_MAX_CHILDREN];
+    size_t nkids = 0;
+    for (;;) {
+        int64_t now = mono_ms(), wait = -1;
+        for (size_t i = 0; i < nkids; i++) {
+            if (!kids[i].timed_out && kids[i].deadline <= now) {
+                kill(kids[i].pid, SIGKILL);
+                kids[i].timed_out = 1;
+            } else if (!kids[i].timed_out && (wait < 0 || kids[i].deadline - now < wait))
+                wait = kids[i].deadline - now;
+        }
+        struct pollfd pf[2] = { { .fd = ctl, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+        if (poll(pf, 2, wait < 0 ? -1 : (int)(wait > 60000 ? 60000 : wait) + 1) < 0 && errno != EINTR)
+            return 1;
+        if (pf[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) > 0)
+                ;
+            int st;
+            pid_t pid;
+            while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+                for (size_t i = 0; i < nkids; i++)
+                    if (kids[i].pid == pid) {
+                        reply_status(kids[i].reply, st, kids[i].timed_out);
+                        close(kids[i].reply);
+                        kids[i] = kids[--nkids];
+                        break;
+                    }
+        }
+        if (!pf[0].revents)
+            continue;
+        char msg[512];
+        union {
+            char buf[CMSG_SPACE(2 * sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        struct iovec iov = { .iov_base = msg, .iov_len = sizeof msg - 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                             .msg_controllen = sizeof u.buf };
+        ssize_t n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* the library is gone */
+        msg[n] = '\0';
+        int fds[2] = { -1, -1 };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len == CMSG_LEN(sizeof fds))
+            memcpy(fds, CMSG_DATA(c), sizeof fds);
+        extract_options opt;
+        extract_options_default(&opt);
+        char mime[256];
+        unsigned long long mo, me, mm;
+        int drop;
+        unsigned tmo;
+        const int ok = fds[0] >= 0 && fds[1] >= 0 && !(mh.msg_flags & MSG_CTRUNC) &&
+                       sscanf(msg, "SLXQ %d %llu %llu %llu %u %255s", &drop, &mo, &me, &mm, &tmo, mime) == 6;
+        if (!ok || nkids == SERVER_MAX_CHILDREN) {
+            if (fds[1] >= 0) {
+                static const char busy[] = EXTRACT_FRAME_MAGIC " -11 none 0\nextraction server busy\n";
+                static const char bad[] = EXTRACT_FRAME_MAGIC " -22 none 0\nmalformed request\n";
+                (void)!send(fds[1], ok ? busy : bad, ok ? sizeof busy - 1 : sizeof bad - 1, MSG_NOSIGNAL);
+                reply_status(fds[1], 0, 0);
+            }
+            for (int i = 0; i < 2; i++)
+                if (fds[i] >= 0)
+                    close(fds[i]);
+            continue;
+        }
+        opt.drop_metadata = drop != 0;
+        opt.max_output = mo;
+        opt.max_expanded = me;
+        opt.max_memory = mm;
+        opt.timeout_ms = tmo;
+        pid_t pid = fork();
+        if (pid == 0) {
+            /* the child: the document on 0, the reply on 1, nothing else */
+            close(sfd);
+            sigprocmask(SIG_SETMASK, &old, NULL);
+            if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0)
+                _exit(2);
+            return child_main(&opt, mime);
+        }
+        close(fds[0]);
+        if (pid < 0) {
+            reply_status(fds[1], 2 << 8, 0);
+            close(fds[1]);
+            continue;
+        }
+        kids[nkids++] = (served){ .pid = pid, .reply = fds[1], .deadline = mono_ms() + tmo };
+    }
+    for (size_t i = 0; i < nkids; i++)
+        kill(kids[i].pid, SIGKILL);
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sluice-extract [--drop-metadata] [--mime TYPE] [--max-output BYTES]\n"
@@ -220,7 +383,7 @@ int main(int argc, char **argv)
     const char *mime = NULL;
     int child = 0, show = 0;
     static const struct option longopts[] = {
-        { "child", no_argument, NULL, 'c' },          { "mime", required_argument, NULL, 'm' },
+        { "child", no_argument, NULL, 'c' },          { "server", no_argument, NULL, 'S' },          { "mime", required_argument, NULL, 'm' },
         { "max-output", required_argument, NULL, 'o' }, { "max-expanded", required_argument, NULL, 'e' },
         { "max-memory", required_argument, NULL, 'M' }, { "timeout-ms", required_argument, NULL, 't' },
         { "drop-metadata", no_argument, NULL, 'd' },  { "keep-metadata", no_argument, NULL, 'k' },
@@ -233,6 +396,7 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': child = 1; break;
+        case 'S': child = 2; break;
         case 'm': mime = optarg; break;
         case 'd': opt.drop_metadata = 1; break;
         case 'k': opt.drop_metadata = 0; break;
@@ -251,6 +415,8 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
+    if (child == 2)
+        return server_main();
     if (child) {
         if (!mime)
             return 2;

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <signal.h>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -327,9 +328,11 @@ static void with_fake_helper(const char *script, int expect, const char *reason,
     fclose(f);
     chmod(path, 0755);
     setenv("SLUICE_EXTRACT", path, 1);
+    setenv("SLUICE_EXTRACT_SPAWN", "1", 1); /* a fake helper per call, not a fake server */
     extract_result r;
     int rc = extract_text("<p>x</p>", 8, "text/html", o, &r);
     setenv("SLUICE_EXTRACT", helper, 1);
+    unsetenv("SLUICE_EXTRACT_SPAWN");
     if (rc != expect)
         fail_msg("fake helper `%s`: rc %d (%s), expected %d", script, rc, r.reason, expect);
     assert_null(r.text);
@@ -348,19 +351,103 @@ static void test_isolation(void **state)
     with_fake_helper("kill -SEGV $$", -ECHILD, "crashed", NULL);
     with_fake_helper("kill -ABRT $$", -ENOMEM, "aborted", NULL);
     with_fake_helper("echo garbage", -ECHILD, "no result", NULL);
-    with_fake_helper("printf 'SLX1 0 html\\n\\nlooks fine'; exit 3", -ECHILD, "exited with an error", NULL);
-    with_fake_helper("printf 'SLX1 7 html\\nbad rc\\n'", -ECHILD, "malformed", NULL);
-    with_fake_helper("printf 'SLX1 -13 html\\nencrypted thing\\n'", -EACCES, "encrypted thing", NULL);
+    with_fake_helper("printf 'SLX1 0 html 10\\n\\nlooks fine'; exit 3", -ECHILD, "exited with an error", NULL);
+    with_fake_helper("printf 'SLX1 7 html 0\\nbad rc\\n'", -ECHILD, "malformed", NULL);
+    with_fake_helper("printf 'SLX1 0 html 99\\n\\nshort'", -ECHILD, "incomplete", NULL);
+    with_fake_helper("printf 'SLX1 -13 html 0\\nencrypted thing\\n'", -EACCES, "encrypted thing", NULL);
     extract_options small = { .max_output = 1 << 20 };
     with_fake_helper("head -c 50000000 /dev/zero", -EFBIG, "output limit", &small);
     with_fake_helper("exit 0", -ECHILD, "no result", NULL);
 
     setenv("SLUICE_EXTRACT", "/nonexistent/sluice-extract", 1);
+    setenv("SLUICE_EXTRACT_SPAWN", "1", 1); /* a server already running would serve it */
     extract_result r;
     int rc = extract_text("<p>x</p>", 8, "text/html", NULL, &r);
     setenv("SLUICE_EXTRACT", helper, 1);
+    unsetenv("SLUICE_EXTRACT_SPAWN");
     assert_true(rc == -ENOENT || rc == -ENOEXEC);
     extract_result_free(&r);
+}
+
+/* ---- the extraction server ------------------------------------------------------------ */
+/* Our children whose command line says --server (the library's server). */
+static pid_t find_server(void)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", getpid(), getpid());
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    pid_t found = -1;
+    int pid;
+    while (fscanf(f, "%d", &pid) == 1) {
+        snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+        FILE *c = fopen(path, "r");
+        if (!c)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, c);
+        fclose(c);
+        for (size_t i = 0; i < n; i++)
+            if (buf[i] == '\0')
+                buf[i] = ' ';
+        buf[n] = '\0';
+        if (strstr(buf, "--server"))
+            found = pid;
+    }
+    fclose(f);
+    return found;
+}
+
+static void test_server_restart(void **state)
+{
+    (void)state;
+    extract_result r;
+    assert_int_equal(extract_text("<p>one S-1</p>", 14, "text/html", NULL, &r), 0);
+    assert_non_null(strstr(r.text, "S-1"));
+    extract_result_free(&r);
+    pid_t s = find_server();
+    assert_true(s > 0);
+    /* one server serves many documents */
+    assert_int_equal(extract_text("<p>two S-2</p>", 14, "text/html", NULL, &r), 0);
+    extract_result_free(&r);
+    assert_int_equal(find_server(), s);
+    /* killed between documents: the next one still extracts, by a new server */
+    assert_int_equal(kill(s, SIGKILL), 0);
+    usleep(100000);
+    assert_int_equal(extract_text("<p>three S-3</p>", 16, "text/html", NULL, &r), 0);
+    assert_non_null(strstr(r.text, "S-3"));
+    extract_result_free(&r);
+    pid_t s2 = find_server();
+    assert_true(s2 > 0 && s2 != s);
+}
+
+static void test_server_timeout(void **state)
+{
+    (void)state;
+    /* ~24 MB of nested markup takes libxml2 far longer than 20 ms anywhere */
+    const size_t reps = 300000;
+    static const char row[] = "<div><p><span>row of text</span></p></div>\n";
+    char *html = malloc(reps * (sizeof row - 1) + 1);
+    assert_non_null(html);
+    for (size_t i = 0; i < reps; i++)
+        memcpy(html + i * (sizeof row - 1), row, sizeof row - 1);
+    const size_t len = reps * (sizeof row - 1);
+    extract_result r;
+    extract_options o = { .timeout_ms = 20 };
+    assert_int_equal(extract_text(html, len, "text/html", &o, &r), -ETIMEDOUT);
+    assert_non_null(strstr(r.reason, "timeout"));
+    extract_result_free(&r);
+    /* the server is still there and well */
+    pid_t s = find_server();
+    assert_int_equal(extract_text("<p>after S-4</p>", 16, "text/html", NULL, &r), 0);
+    extract_result_free(&r);
+    assert_int_equal(find_server(), s);
+    /* and with time enough the same page extracts */
+    o.timeout_ms = 0;
+    assert_int_equal(extract_text(html, len, "text/html", &o, &r), 0);
+    assert_non_null(strstr(r.text, "row of text"));
+    extract_result_free(&r);
+    free(html);
 }
 
 /* ---- many threads at once (sluicefs is multithreaded) ------------------------------ */
@@ -476,6 +563,8 @@ int main(void)
         cmocka_unit_test(test_unknown_type),
         cmocka_unit_test(test_isolation),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_server_restart),
+        cmocka_unit_test(test_server_timeout),
         cmocka_unit_test(test_clean_utf8),
         cmocka_unit_test(test_output_limit_inprocess),
         cmocka_unit_test(test_xml_walk),
