@@ -74,6 +74,7 @@ typedef struct fs_view {
     char served_sha256[SHA256_HEX_LEN];
     char mime[128];
     char reason[200];
+    char extractor[32];      /* document extractor used by the engine, "" for text */
     ledger_hit *hits;        /* rule ids copied: the policy may be reloaded meanwhile */
     size_t nhits;
     uint64_t gen;            /* unique per build, for logs */

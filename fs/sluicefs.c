@@ -656,6 +656,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         .nhits = v ? v->nhits : 0,
         .decision = served ? "served" : "refused",
         .reason = reason,
+        .extractor = v && v->extractor[0] ? v->extractor : NULL,
         .request_id = rid,
     };
     uint64_t seq = 0;

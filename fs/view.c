@@ -305,6 +305,7 @@ static fs_view *view_build(const dlp_policy *pol, const fs_source *src, const st
     memset(&res, 0, sizeof res);
     int r = dlp_sanitize(pol, src->data, src->len, &res);
     snprintf(v->mime, sizeof v->mime, "%s", res.type.mime);
+    snprintf(v->extractor, sizeof v->extractor, "%s", res.extractor);
     if (r < 0) {
         /* -EACCES: type denied by policy; anything else: the engine could not
          * check the content. Both are refusals, never a fallback to raw bytes. */
@@ -422,6 +423,7 @@ static fs_view *meta_copy(const fs_view *v)
     memcpy(m->served_sha256, v->served_sha256, sizeof m->served_sha256);
     memcpy(m->mime, v->mime, sizeof m->mime);
     memcpy(m->reason, v->reason, sizeof m->reason);
+    memcpy(m->extractor, v->extractor, sizeof m->extractor);
     m->gen = v->gen;
     if (v->nhits) {
         m->hits = calloc(v->nhits, sizeof *m->hits);
