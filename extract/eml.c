@@ -66,6 +66,11 @@ static int put_attachment(xctx *x, GMimePart *part, const char *mime)
     xputs(x, " (");
     xputs(x, mime);
     xputs(x, ")]\n");
+    /* Mail clients often label attachments application/octet-stream: a PDF
+     * is known by its signature (zip-based documents by extract_handles). */
+    if (ba && ba->len > 5 && memcmp(ba->data, "%PDF-", 5) == 0 &&
+        (!g_ascii_strcasecmp(mime, "application/octet-stream") || !g_ascii_strcasecmp(mime, "binary/octet-stream")))
+        mime = "application/pdf";
     if (ba && x->depth < 2 && extract_handles(mime, ba->data, ba->len)) {
         xctx sub = { .opt = x->opt, .expanded = x->expanded, .depth = x->depth + 1 };
         if (extract_run(&sub, ba->data, ba->len, mime) == 0) {

@@ -394,6 +394,9 @@ def make_text_formats():
     m.add_attachment(open(path("contract.docx"), "rb").read(), maintype="application",
                      subtype="vnd.openxmlformats-officedocument.wordprocessingml.document",
                      filename="contract.docx")
+    m.add_attachment(open(path("contract.pdf"), "rb").read(), maintype="application", subtype="octet-stream",
+                     filename="scan0001.bin")
+    plant(f, "always", "Page two: contact jane.roe@example.com")  # from the attached PDF
     m.add_attachment(b"\x89PNG\r\n\x1a\nBINARY-SHOULD-NOT-APPEAR", maintype="image", subtype="png",
                      filename="logo.png")
     open(path(f), "wb").write(bytes(m))

@@ -84,9 +84,14 @@ EOF
 "$X" --timeout-ms 20 "$D/big.html" >/dev/null 2>"$D/t.err"
 check_eq "timeout: refused" 1 $?
 check_contains "timeout: reason" "$(cat "$D/t.err")" "timeout"
-"$X" --max-memory 200M "$D/big.html" >/dev/null 2>"$D/m.err"
-check_eq "memory limit: refused" 1 $?
-check_contains "memory limit: reason" "$(cat "$D/m.err")" "memory limit"
+if ldd "$X" | grep -q libasan; then
+    # ASan reserves terabytes of address space: no RLIMIT_AS under it
+    skip "memory limit: refused" "sanitizer build"
+else
+    "$X" --max-memory 200M "$D/big.html" >/dev/null 2>"$D/m.err"
+    check_eq "memory limit: refused" 1 $?
+    check_contains "memory limit: reason" "$(cat "$D/m.err")" "memory limit"
+fi
 "$X" --max-memory 2G "$D/big.html" >"$D/big.txt" 2>/dev/null
 check_eq "memory limit: a larger limit extracts it" 0 $?
 check_contains "memory limit: last row there" "$(tail -c 100 "$D/big.txt")" "row 399999 of a large table"
