@@ -81,6 +81,16 @@ static int is_multicast(const struct sockaddr *sa)
     return 0;
 }
 
+/* A larger pipe (1 MiB, the default pipe-max-size) means far fewer
+ * wake-ups between sender and receiver. Best effort: a file or a fifo
+ * someone else sized stays as it is. */
+static void grow_pipe(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+        fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+}
+
 static int check_fd_kind(int fd, int want_acc, char *why, size_t whylen)
 {
     struct stat st;
@@ -98,6 +108,7 @@ static int check_fd_kind(int fd, int want_acc, char *why, size_t whylen)
                  want_acc == O_RDONLY ? "read-only" : "write-only");
         return -EINVAL;
     }
+    grow_pipe(fd);
     return 0;
 }
 
@@ -134,6 +145,7 @@ int diode_chan_open_recv(const char *spec, int rcvbuf, diode_chan *c, char *why,
             c->fd = -1;
             return -EINVAL;
         }
+        grow_pipe(c->fd);
         return 0;
     }
     if (strncmp(spec, "udp:", 4) == 0) {
@@ -216,6 +228,7 @@ int diode_chan_open_send(const char *spec, diode_chan *c, char *why, size_t whyl
             c->fd = -1;
             return -EINVAL;
         }
+        grow_pipe(c->fd);
         return 0;
     }
     if (strncmp(spec, "udp:", 4) == 0) {
