@@ -212,6 +212,16 @@ static int cache_path(const char *const *exprs, const unsigned *flags, const uns
     const char *ver = hs_version();
     sha256_update(h, "sluice-hs-cache-2", 18);
     sha256_update(h, ver, strlen(ver) + 1);
+    /* A database is compiled for this CPU's features: one built elsewhere
+     * (another host sharing the directory, or under valgrind's emulated CPU)
+     * would scan slower or fail. */
+    hs_platform_info_t plat;
+    if (hs_populate_platform(&plat) != HS_SUCCESS) {
+        sha256_free(h);
+        return -1;
+    }
+    sha256_update(h, &plat.tune, sizeof plat.tune);
+    sha256_update(h, &plat.cpu_features, sizeof plat.cpu_features);
     for (size_t i = 0; i < k; i++) {
         sha256_update(h, &flags[i], sizeof flags[i]);
         sha256_update(h, &ids[i], sizeof ids[i]);
