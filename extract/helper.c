@@ -258,6 +258,9 @@ static void reply_status(int fd, int status, int timed_out)
 static int server_main(void)
 {
     const int ctl = 0;
+    /* descriptors a threaded caller opened without O_CLOEXEC while it
+     * spawned us are not ours to keep */
+    close_range(3, ~0U, 0);
     sigset_t chld, old;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
