@@ -102,6 +102,19 @@ printf '\x7fELF\x02\x01\x01binary' >"$D/prog.bin"
 check_eq "binary: refused" 1 $?
 check_contains "binary: reason" "$(cat "$D/b.err")" "not a document type"
 
+# The confinement holds: exec, fork, sockets, writing, signals, memory.
+out=$("$X" --check-sandbox)
+check_eq "sandbox check passes" 0 $?
+for what in execve fork socket "open for writing" "open read-write" unlink mkdir kill "core dumps"; do
+    check_contains "sandbox denies $what" "$out" "$what: denied"
+done
+check_contains "sandbox still reads" "$out" "open read-only: allowed"
+
+# A PDF protected by an owner password only opens for anyone: it extracts.
+qpdf --encrypt "" owner-only 256 -- "$D/contract.pdf" "$D/owner.pdf"
+out=$("$X" "$D/owner.pdf" 2>&1)
+check_contains "owner-password-only PDF extracted" "$out" "078-05-1120"
+
 # No helper is left behind by any of the above.
 check_eq "no sluice-extract process left" "" "$(pgrep -f 'sluice-extract --child' || true)"
 t_done
