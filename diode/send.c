@@ -865,7 +865,7 @@ static void usage(FILE *out)
             "  --watch               keep running, send new and changed files as they settle\n"
             "  --settle SECONDS      quiet time before a changed file is sent (default 1)\n"
             "  --rate MBIT           pace the channel (udp default 1000; 0 = unpaced)\n"
-            "  --fec K:M             K data + M repair packets per block (udp default 16:4)\n"
+            "  --fec K:M             K data + M repair packets per block (udp default 32:8)\n"
             "  --packet-size BYTES   datagram size (udp default 8192)\n"
             "  --repeat N            send everything N more times (late or lossy receivers)\n"
             "  --manifest-interval S repeat the manifest every S seconds (default 1)\n"
@@ -1060,8 +1060,11 @@ int diode_send_main(int argc, char **argv)
             s->level = -1000;
     } else {
         if (!fec_set) {
-            s->k = 16;
-            s->m = 4;
+            /* 25% repair in blocks of 40: at 2% random loss a block is
+             * lost (9+ of 40 missing) about once in 12 million blocks,
+             * where 16:4 at the same overhead loses one in 26,000. */
+            s->k = 32;
+            s->m = 8;
         }
         s->sym = (uint32_t)((psize ? psize : 8192) - DIODE_HDR_LEN);
         if (s->rate_mbit < 0)

@@ -3,7 +3,7 @@
 # run, on the same tree of mixed documents (1 GiB by default):
 #   1. local channel: `sluice-diode send ... --to fd:3 3>&1 | sluice-diode recv --from fd:0`
 #      against `tar c | tar x` (+ sync: the receiver's files are durable too);
-#   2. UDP on loopback, FEC on, against `udp-sender --async --fec`/`udp-receiver`
+#   2. UDP on loopback, FEC 32:8 on, against `udp-sender --async --fec`/`udp-receiver`
 #      (Debian udpcast, the same one-way mode) at the same FEC overhead (25%);
 #   3. the same over a veth pair between two network namespaces with 2%
 #      random loss on the receiving side.
@@ -104,7 +104,7 @@ diode_udp() {
     local rpid=$!
     sleep 0.5
     local t0; t0=$(now)
-    NSX=$nss nsx "$nss" timeout $TMO "$D" send --no-policy --key key --fec 16:4 --rate "$rate" \
+    NSX=$nss nsx "$nss" timeout $TMO "$D" send --no-policy --key key --fec 32:8 --rate "$rate" \
         src --to "udp:$addr:47400" 2>/dev/null
     wait $rpid
     local t1; t1=$(now)
@@ -176,4 +176,4 @@ ratio() { # A B
 echo "ratio diode fd: / tar|tar (target >= 0.8):          $(ratio "diode fd:" "tar c | tar x + sync")"
 echo "ratio diode / udpcast, loopback:                     $(ratio "diode udp loopback" "udpcast loopback")"
 echo "ratio diode / udpcast, veth 2% loss:                 $(ratio "diode veth 2% loss" "udpcast veth 2% loss")"
-echo "diode udp loopback goodput (target >= 2 Gbit/s, FEC 16:4 on): $(echo ${GP["diode udp loopback"]:-} | tr ' ' '\n' | median)"
+echo "diode udp loopback goodput (target >= 2 Gbit/s, FEC 32:8 on): $(echo ${GP["diode udp loopback"]:-} | tr ' ' '\n' | median)"
