@@ -19,6 +19,7 @@
 #include "dlp/dlp.h"
 #include "ledger/ledger.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -51,6 +52,27 @@ void fs_source_free(fs_source *s);
 /* The first `len` bytes of a regular file (for classifying a listing under
  * hide_denied without building the whole view). Bytes read or -errno. */
 ssize_t fs_source_head(int rootfd, const char *rel, void *buf, size_t len);
+
+/* ---- sandbox.c ------------------------------------------------------------ */
+
+/* An unconfined child that unmounts MOUNTPOINT when told to, or when the
+ * daemon dies (its pipe closes). Start it before opening anything it must
+ * not inherit. */
+typedef struct fs_unmount_helper {
+    pid_t pid;
+    int fd;
+    pthread_mutex_t lock;
+} fs_unmount_helper;
+int fs_unmount_helper_start(const char *mountpoint, fs_unmount_helper *h);
+/* The executable of process `pid` ("" when unknown), asked of the helper. */
+void fs_helper_exe(fs_unmount_helper *h, pid_t pid, char *out, size_t outlen);
+/* Unmount now (lazily) and wait for the helper. */
+void fs_unmount_helper_run(fs_unmount_helper *h);
+
+/* Landlock: from now on this thread and its future threads and children may
+ * change the file system only beneath `rw_paths` (directories or files).
+ * *abi gets the kernel's Landlock ABI (0: none). 0, -EOPNOTSUPP, or -errno. */
+int fs_sandbox_apply(const char *const *rw_paths, size_t n, int *abi);
 
 /* ---- view.c --------------------------------------------------------------- */
 
@@ -102,6 +124,8 @@ int fs_cache_new(uint64_t cap, fs_cache **out);
  * (key, SHA-256 of the view) stays in memory, and a spilled view is used only
  * when it decompresses to exactly that SHA-256. 0 or -errno. */
 int fs_cache_spill(fs_cache *c, const char *dir, uint64_t cap);
+/* The private spill directory, or NULL when spilling is off. */
+const char *fs_cache_spill_path(const fs_cache *c);
 void fs_cache_free(fs_cache *c);
 
 /* The view of `rel` for the source identity in `st` under `pol`: from the

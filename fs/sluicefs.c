@@ -70,6 +70,7 @@ struct fs_opts {
     char *policy, *ledger, *ledger_key, *cache_size, *max_file_size, *session, *log_level;
     char *spill_dir, *spill_size;
     int hide_denied;
+    int no_sandbox;
     int show_help, show_version;
     char *source;
     int nonopts;
@@ -133,6 +134,7 @@ static struct {
 
     sem_t hup_sem;
     atomic_int stopping;
+    fs_unmount_helper helper; /* unmounts; reads /proc/PID/exe for us */
 } g;
 
 /* An open file: the view it pinned and the attributes it was opened with. */
@@ -188,9 +190,7 @@ static void reader_identify(fuse_req_t req, struct reader *r)
     snprintf(p, sizeof p, "/proc/%d/comm", (int)r->pid);
     read_small(p, r->comm, sizeof r->comm);
     r->comm[strcspn(r->comm, "\n")] = '\0';
-    snprintf(p, sizeof p, "/proc/%d/exe", (int)r->pid);
-    ssize_t n = readlink(p, r->exe, sizeof r->exe - 1);
-    r->exe[n > 0 ? n : 0] = '\0';
+    fs_helper_exe(&g.helper, r->pid, r->exe, sizeof r->exe);
     /* cgroup v2: one line "0::/path". */
     char cg[sizeof r->cgroup];
     snprintf(p, sizeof p, "/proc/%d/cgroup", (int)r->pid);
@@ -1090,6 +1090,7 @@ static const struct fuse_opt fs_optspec[] = {
     FS_OPT("spill_dir=%s", spill_dir),
     FS_OPT("spill_size=%s", spill_size),
     FS_OPT("hide_denied", hide_denied),
+    FS_OPT("no_sandbox", no_sandbox),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -1134,6 +1135,7 @@ static void usage(const char *prog)
            "    spill_dir=DIR        keep evicted views zstd-compressed under DIR\n"
            "    spill_size=SIZE      disk for spilled views (default 4G)\n"
            "    hide_denied          leave refused files out of listings\n"
+           "    no_sandbox           do not confine the daemon with Landlock\n"
            "    session=LABEL        label recorded with every access\n"
            "    log_level=LEVEL      error, warn, info (default) or debug\n"
            "    allow_other          let other users (the sandbox) use the mount\n"
@@ -1298,6 +1300,11 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc = 1;
+    /* Before anything it must not inherit is opened (the ledger). */
+    int hr = fs_unmount_helper_start(cmd.mountpoint, &g.helper);
+    if (hr < 0)
+        log_warn("msg=\"no unmount helper: a crash would leave the mount behind\" err=\"%s\"",
+                 strerror(-hr));
     if (ledger_open(g.o.ledger, g.o.ledger_key, &g.ledger, why, sizeof why) < 0) {
         log_error("msg=\"cannot open ledger, unmounting\" ledger=\"%s\" error=\"%s\"", g.o.ledger, why);
         goto out_unmount;
@@ -1307,6 +1314,36 @@ int main(int argc, char **argv)
         record_event(LEDGER_MOUNT, "mounted", cmd.mountpoint, g.source_abs, ph) < 0)
         goto out_ledger;
 
+    if (!g.o.no_sandbox) {
+        /* Writable: the ledger's directory (SQLite adds -wal/-shm files), the
+         * spill directory, /dev/null. Not SOURCE, not anything else. */
+        char ldir[PATH_MAX];
+        const char *rw[3];
+        size_t nrw = 0;
+        if (!realpath(g.o.ledger, ldir))
+            snprintf(ldir, sizeof ldir, "%s", g.o.ledger);
+        char *slash = strrchr(ldir, '/');
+        if (slash == ldir)
+            ldir[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            snprintf(ldir, sizeof ldir, ".");
+        rw[nrw++] = ldir;
+        rw[nrw++] = "/dev/null";
+        if (fs_cache_spill_path(g.cache)) /* its parent: the private directory is removed at exit */
+            rw[nrw++] = g.o.spill_dir;
+        int abi = 0;
+        int sr = fs_sandbox_apply(rw, nrw, &abi);
+        if (sr == -EOPNOTSUPP) {
+            log_warn("msg=\"Landlock not available: running unconfined\"");
+        } else if (sr < 0) {
+            log_error("msg=\"cannot confine the daemon, unmounting\" err=\"%s\"", strerror(-sr));
+            goto out_ledger;
+        } else {
+            log_info("msg=\"confined\" landlock_abi=%d writable=\"%s\"", abi, ldir);
+        }
+    }
     if (fuse_set_signal_handlers(g.se) != 0)
         goto out_ledger;
     /* libfuse makes SIGHUP unmount; for us it means "reload the policy". */
@@ -1354,6 +1391,9 @@ out_signals:
 out_ledger:
     ledger_close(g.ledger);
 out_unmount:
+    /* The helper unmounts (a confined daemon may not); libfuse then finds
+     * the connection gone and only closes its descriptor. */
+    fs_unmount_helper_run(&g.helper);
     fuse_session_unmount(g.se);
     fuse_session_destroy(g.se);
     fs_cache_free(g.cache);

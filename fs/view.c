@@ -370,6 +370,11 @@ int fs_cache_spill(fs_cache *c, const char *dir, uint64_t cap)
     return 0;
 }
 
+const char *fs_cache_spill_path(const fs_cache *c)
+{
+    return c->spill_dirfd >= 0 ? c->spill_path : NULL;
+}
+
 static void spill_name(uint64_t id, char out[32])
 {
     snprintf(out, 32, "%llu.zst", (unsigned long long)id);

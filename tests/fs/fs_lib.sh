@@ -56,8 +56,18 @@ fs_wait_exit() {
 
 fs_umount() {
     [ -n "$FS_PID" ] || return 0
-    fs_is_mounted && fusermount3 -u "$FS_MNT" 2>/dev/null
+    if fs_is_mounted && ! fusermount3 -u "$FS_MNT" 2>"$T_TMP/fusermount.err"; then
+        echo "# fusermount3 -u: $(cat "$T_TMP/fusermount.err")"
+    fi
+    # A process that entered a new mount namespace meanwhile (ip netns exec,
+    # unshare -m: other tests on this machine) keeps a copy of the mount and
+    # so the FUSE connection: then stop the daemon with SIGTERM.
     if ! fs_wait_exit; then
+        echo "# sluicefs still running after unmount (mount held elsewhere?): SIGTERM"
+        kill -TERM "$FS_PID" 2>/dev/null
+    fi
+    if ! fs_wait_exit; then
+        echo "# sluicefs did not exit; log tail:"; tail -n 5 "$FS_LOG" | sed 's/^/#   /'
         kill -9 "$FS_PID" 2>/dev/null
         fusermount3 -uz "$FS_MNT" 2>/dev/null
         umount -l "$FS_MNT" 2>/dev/null

@@ -38,6 +38,16 @@ check_eq "SIGTERM: unmount recorded" 2 "$(fs_sql "select count(*) from records w
 check "mountpoint usable again" ls "$FS_MNT"
 FS_PID=
 
+# A daemon killed outright leaves no dead mount behind: its helper unmounts.
+fs_mount || { not_ok "mount for SIGKILL"; t_done; }
+check_contains "the daemon confined itself (Landlock)" "$(cat "$FS_LOG")" 'msg="confined"'
+cat "$FS_MNT/a.txt" >/dev/null
+kill -KILL "$FS_PID"; wait "$FS_PID" 2>/dev/null
+for ((i = 0; i < 50; i++)); do fs_is_mounted || break; sleep 0.1; done
+check_fails "SIGKILL: no stale mount" fs_is_mounted
+check "SIGKILL: mountpoint usable again" ls "$FS_MNT"
+FS_PID=
+
 # Background mode: daemonizes, logs to syslog, unmounts cleanly.
 "$SLUICEFS" -o "policy=$FS_POLICY,ledger=$FS_DB,ledger_key=$FS_KEY" "$FS_SRC" "$FS_MNT"; rc=$?
 check_eq "background: the launcher exits 0" 0 "$rc"
