@@ -31,6 +31,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,7 +369,10 @@ static int run_spawned(const char *path, int in_fd, const extract_options *opt, 
  * status to the result: "SLXS <status> <timed out>\n", always the last line.
  * The library keeps its own deadline too: a server that misses one is killed
  * and replaced. SLUICE_EXTRACT_SPAWN=1 uses a new helper per document. */
+#define SERVER_UNUSABLE 1 /* run_served: the server failed; try a spawned helper */
+#define SERVER_MAX_FAILURES 3
 static pthread_mutex_t srv_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int srv_failures; /* in a row; at SERVER_MAX_FAILURES, spawn from then on */
 static int srv_fd = -1;
 static pid_t srv_pid = -1, srv_owner = -1;
 
@@ -465,7 +469,7 @@ static int run_served(const char *path, int in_fd, const extract_options *opt, c
     if (rc) {
         close(sv[0]);
         return rc == -ENOENT ? fail(out, -ENOENT, "sluice-extract helper not found (set SLUICE_EXTRACT)")
-                             : fail(out, -ECHILD, "cannot reach the sluice-extract server");
+                             : SERVER_UNUSABLE;
     }
     char *res = NULL;
     size_t got = 0;
@@ -498,7 +502,7 @@ static int run_served(const char *path, int in_fd, const extract_options *opt, c
     }
     if (!last || sscanf(last, "SLXS %d %d", &status, &timed_out) != 2) {
         free(res);
-        return fail(out, -ECHILD, "extraction server failed");
+        return SERVER_UNUSABLE; /* the server died: it parses nothing, so not the document's doing */
     }
     rc = status_result(status, timed_out, out);
     if (rc == 0)
@@ -555,8 +559,23 @@ int extract_text(const void *buf, size_t len, const char *mime, const extract_op
     }
     fcntl(in_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
     const char *sp = secure_getenv("SLUICE_EXTRACT_SPAWN");
-    int rc = sp && *sp && strcmp(sp, "0") ? run_spawned(path, in_fd, &opt, mime, out)
-                                          : run_served(path, in_fd, &opt, mime, out);
+    int rc = SERVER_UNUSABLE;
+    if (!(sp && *sp && strcmp(sp, "0")) && atomic_load(&srv_failures) < SERVER_MAX_FAILURES) {
+        /* A server can be unusable where a helper is not: a caller that
+         * confined itself with seccomp before the first document (the diode
+         * sender forbids recvmsg) passes its filter on to the server, which
+         * is then killed on its first request. Such a caller gets a spawned
+         * helper for that document, and for every one after a few failures. */
+        rc = run_served(path, in_fd, &opt, mime, out);
+        if (rc == SERVER_UNUSABLE)
+            atomic_fetch_add(&srv_failures, 1);
+        else
+            atomic_store(&srv_failures, 0);
+    }
+    if (rc == SERVER_UNUSABLE) {
+        memset(out, 0, sizeof *out);
+        rc = run_spawned(path, in_fd, &opt, mime, out);
+    }
     close(in_fd);
     return rc;
 }

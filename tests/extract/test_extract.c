@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <seccomp.h>
+#include <sys/wait.h>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -450,6 +452,37 @@ static void test_server_timeout(void **state)
     free(html);
 }
 
+/* A caller that confined itself before its first document, like the diode
+ * sender (seccomp: recvmsg and friends kill the process), passes its filter
+ * to the server it spawns; extraction must still work (spawned helpers). */
+static void test_confined_caller(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        scmp_filter_ctx f = seccomp_init(SCMP_ACT_ALLOW);
+        const int calls[] = { SCMP_SYS(recvfrom), SCMP_SYS(recvmsg), SCMP_SYS(recvmmsg),
+                              SCMP_SYS(listen), SCMP_SYS(accept), SCMP_SYS(accept4) };
+        for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++)
+            seccomp_rule_add(f, SCMP_ACT_KILL_PROCESS, calls[i], 0);
+        if (seccomp_load(f))
+            _exit(3);
+        int good = 0;
+        for (int i = 0; i < 5; i++) {
+            extract_result r;
+            if (extract_text("<p>confined C-5</p>", 19, "text/html", NULL, &r) == 0 && strstr(r.text, "C-5"))
+                good++;
+            extract_result_free(&r);
+        }
+        _exit(good == 5 ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 /* ---- many threads at once (sluicefs is multithreaded) ------------------------------ */
 static void *worker(void *arg)
 {
@@ -565,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_server_restart),
         cmocka_unit_test(test_server_timeout),
+        cmocka_unit_test(test_confined_caller),
         cmocka_unit_test(test_clean_utf8),
         cmocka_unit_test(test_output_limit_inprocess),
         cmocka_unit_test(test_xml_walk),
