@@ -120,7 +120,6 @@ for f in sorted(glob.glob("contracts/*.txt")):
     t = open(f, encoding="utf-8").read()
     title = t.splitlines()[0].title()
     law = re.search(r"governed by the laws of (.+?)\.", t).group(1)
-    term = re.search(r"continues for (.+?)\.", t)
     iban = re.search(r"IBAN: (.+)", t).group(1)
     print(f"     {f[10:]:28} {title[:30]:30} law: {law[:22]:22} IBAN {iban}")
 PY
@@ -128,8 +127,9 @@ REVIEW
 unshare --mount --net --fork bash "$W/review.sh" "$MNT" | tee "$W/review.out"
 
 say "6. the auditor: what was read, by whom, with which rule hits"
+echo "    the first served opens (sluice ledger query):"
 "$SLUICE" ledger query --ledger "$W/ledger.db" --session "$SESSION" --event open-served \
-    --format table | cut -c1-150 | head -20
+    --format table --limit 6 | sed 's/^/    /'
 echo
 echo "    files read in session $SESSION, by process, with their rule hits:"
 sqlite3 -header -column "$W/ledger.db" "
