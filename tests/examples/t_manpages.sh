@@ -233,7 +233,8 @@ COMMANDS = [
     (["sluice-diode", "recv"], "sluice-diode.8", ("sluice-diode recv",), in_sec("RECV OPTIONS"), True),
 ]
 # Other installed programs (helpers added later): their page is the one their
-# --help names ("See NAME(N)"), their region its SYNOPSIS and OPTIONS.
+# --help names ("See NAME(N)"), their region its SYNOPSIS and OPTIONS, or in
+# an overview page (section 7) the paragraph tagged with the program's name.
 known = {c[0][0] for c in COMMANDS}
 for p in programs:
     if p in known:
@@ -241,7 +242,8 @@ for p in programs:
     out = subprocess.run([f"{B}/{p}", "--help"], capture_output=True, text=True).stdout
     m = re.search(r"[Ss]ee ([a-z0-9-]+)\(([1-9])\)", out)
     page = f"{m.group(1)}.{m.group(2)}" if m else f"{p}.1"
-    COMMANDS.append(([p], page, (p,), in_sec("OPTIONS"), True))
+    COMMANDS.append(([p], page, (p,), (lambda name: lambda s, ss, t: s == "OPTIONS" or
+                     (t is not None and t.split()[0] == name))(p), True))
 
 # Exempt: --help/--version/-h/-V are checked by running them (section 2),
 # not by being listed; `-` alone (standard input) is an operand.
@@ -259,8 +261,9 @@ for argv, page, syn, region, reverse in COMMANDS:
                 if s == "SYNOPSIS" and any(t.strip().startswith(p) for p in syn)]
     # "sluice ledger" also owns the common options of every ledger command.
     body = [t for s, ss, tg, t in chunks if region(s, ss, tg)]
-    if not synopsis:
-        not_ok(f"{cmd}: man/{page} SYNOPSIS shows it", f"no SYNOPSIS entry starts with {syn}")
+    if not synopsis and not body:
+        not_ok(f"{cmd}: man/{page} documents it",
+               f"no SYNOPSIS entry starts with {syn}, and no section or paragraph describes it")
     documented = set()
     for t in synopsis + body:
         documented |= opts_of(t)
@@ -322,5 +325,9 @@ err_case 2 sluice-diode bogus  "$DIODE" bogus
 err_case 2 sluice-diode --bogus "$DIODE" send --bogus
 err_case 3 sluice-diode /nonexistent "$DIODE" send --no-policy --key /nonexistent --to fd:1 "$T_TMP/src"
 err_case 3 sluice-diode bogus:1 "$DIODE" recv --from bogus:1 --vault "$T_TMP/vault" --key "$T_TMP/k"
+if [ -x "$BUILD/sluice-extract" ]; then
+    err_case 1 sluice-extract /nonexistent "$BUILD/sluice-extract" /nonexistent
+    err_case 2 sluice-extract --bogus      "$BUILD/sluice-extract" --bogus
+fi
 check_lacks "no test mount left behind" "$(cat /proc/mounts)" "$T_TMP"
 t_done
