@@ -93,17 +93,29 @@ static int walk_part(xctx *x, GMimePart *part)
 {
     GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(part));
     char *mime = ct ? g_mime_content_type_get_mime_type(ct) : g_strdup("text/plain");
-    const int is_attachment = g_mime_part_is_attachment(part);
-    if (GMIME_IS_TEXT_PART(part) && !is_attachment) {
+    if (GMIME_IS_TEXT_PART(part)) {
+        /* text, inline or attached (a .txt or .csv file): its decoded UTF-8 */
+        if (g_mime_part_is_attachment(part)) {
+            const char *fname = g_mime_part_get_filename(part);
+            xnewline(x);
+            xputs(x, "[attachment ");
+            xputs(x, fname ? fname : "");
+            xputs(x, " (");
+            xputs(x, mime ? mime : "text");
+            xputs(x, ")]\n");
+        }
         char *t = g_mime_text_part_get_text(GMIME_TEXT_PART(part));
         if (t) {
             xnewline(x);
-            if (g_mime_content_type_is_type(ct, "text", "html")) {
-                x->depth++; /* keeps the extractor name "eml/gmime" */
+            x->depth++; /* keeps the extractor name "eml/gmime" */
+            if (g_mime_content_type_is_type(ct, "text", "html"))
                 extract_html(x, t, strlen(t));
-                x->depth--;
-            } else
+            else if (g_mime_content_type_is_type(ct, "text", "rtf") ||
+                     g_mime_content_type_is_type(ct, "text", "richtext"))
+                extract_rtf(x, t, strlen(t));
+            else
                 xputs(x, t);
+            x->depth--;
             xnewline(x);
         }
         g_free(t);

@@ -37,6 +37,8 @@ typedef struct rtf {
     int depth;
     int star;         /* \* seen: the group is an ignorable destination */
     int uc_pending;   /* fallback characters still to skip */
+    int in_deleted;   /* the last text written was a tracked deletion */
+    int emitted;      /* any text written yet */
     unsigned hi_surrogate;
     unsigned char bytes[64]; /* \'hh bytes not yet converted */
     size_t nbytes;
@@ -48,6 +50,21 @@ static int visible(const rtf *r)
     const rtfstate *s = &r->st[r->depth];
     const int drop = r->x->opt->drop_metadata;
     return !s->skip && !(s->meta && drop) && !(s->deleted && drop);
+}
+
+/* Text out. A tracked deletion is a separate run of text: a space where the
+ * output enters or leaves one, so that "deleted 536-22-1234" followed by
+ * "Visible" cannot become one token that a pattern's boundary misses. */
+static void emit(rtf *r, const char *s, size_t n)
+{
+    const int del = r->st[r->depth].deleted;
+    if (n == 0)
+        return;
+    if (del != r->in_deleted && r->emitted)
+        xput(r->x, " ", 1);
+    r->in_deleted = del;
+    r->emitted = 1;
+    xput(r->x, s, n);
 }
 
 static void put_cp(rtf *r, unsigned cp)
@@ -66,7 +83,7 @@ static void put_cp(rtf *r, unsigned cp)
     else
         u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
         u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
-    xput(r->x, u, n);
+    emit(r, u, n);
 }
 
 /* Convert the pending \'hh bytes from the document's code page. */
@@ -90,7 +107,7 @@ static void flush_bytes(rtf *r)
                 inleft--;
             }
         }
-        xput(r->x, out, (size_t)(o - out));
+        emit(r, out, (size_t)(o - out));
     } else {
         for (size_t i = 0; i < r->nbytes; i++)
             put_cp(r, r->bytes[i]); /* Latin-1 */
@@ -102,7 +119,7 @@ static void put_text(rtf *r, const char *s, size_t n)
 {
     flush_bytes(r);
     if (visible(r))
-        xput(r->x, s, n);
+        emit(r, s, n);
 }
 
 /* A plain character or \'hh consumes one pending \uN fallback. */

@@ -20,7 +20,9 @@ static int add_member(xctx *x, zipdoc *z, const char *name, struct archive *a, i
     if (declared > 0 && (uint64_t)declared > limit - x->expanded)
         return xfail(x, -EFBIG, "zip expands past limit (%llu bytes): %.80s declares %lld bytes",
                      (unsigned long long)limit, name, (long long)declared);
-    size_t cap = declared > 0 ? (size_t)declared + 1 : 65536, len = 0;
+    /* Start from the declared size but at most 1 MiB: a member that claims
+     * 200 MB and holds 10 bytes must not reserve 200 MB. */
+    size_t cap = declared > 0 && declared < (1 << 20) ? (size_t)declared + 1 : 65536, len = 0;
     unsigned char *data = malloc(cap);
     if (!data)
         return xfail(x, -ENOMEM, "out of memory");

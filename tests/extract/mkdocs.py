@@ -397,6 +397,8 @@ def make_text_formats():
     m.add_attachment(open(path("contract.pdf"), "rb").read(), maintype="application", subtype="octet-stream",
                      filename="scan0001.bin")
     plant(f, "always", "Page two: contact jane.roe@example.com")  # from the attached PDF
+    m.add_attachment("name,ssn\nJane Roe,SSN 536-22-1234 CSVATT-77\n", subtype="csv", filename="people.csv")
+    plant(f, "always", "CSVATT-77")  # a text attachment is text
     m.add_attachment(b"\x89PNG\r\n\x1a\nBINARY-SHOULD-NOT-APPEAR", maintype="image", subtype="png",
                      filename="logo.png")
     open(path(f), "wb").write(bytes(m))
