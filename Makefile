@@ -24,7 +24,9 @@ PKGS     := libpcre2-8 libmagic yaml-0.1 libhs openssl libzstd sqlite3 fuse3 cmo
 DEPS_DEB := build-essential pkg-config libfuse3-dev fuse3 libpcre2-dev pcre2-utils \
             libmagic-dev libmagic1 libsqlite3-dev sqlite3 libssl-dev libzstd-dev libyaml-dev \
             libvectorscan-dev libcmocka-dev libseccomp-dev libisal-dev bindfs udpcast \
-            clang libclang-rt-14-dev iproute2 iptables python3 man-db
+            clang libclang-rt-14-dev iproute2 iptables python3 man-db groff xxd systemd \
+            libpoppler-glib-dev libarchive-dev libxml2-dev libgmime-3.0-dev qpdf \
+            python3-yaml python3-docx python3-openpyxl python3-odf python3-reportlab
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -63,8 +65,10 @@ $(B)/%.o: %.c
 # Installs the Debian packages only when something is missing, so that each
 # of the README's two commands works on a fresh machine by itself.
 deps-ensure:
-	@pkg-config --exists $(PKGS) 2>/dev/null && command -v fusermount3 bindfs udp-sender \
-	    pcre2grep sqlite3 clang python3 >/dev/null || $(MAKE) deps
+	@pkg-config --exists $(PKGS) poppler-glib libarchive libxml-2.0 gmime-3.0 2>/dev/null && \
+	    command -v fusermount3 bindfs udp-sender pcre2grep sqlite3 clang qpdf groff xxd \
+	    systemd-analyze >/dev/null && \
+	    /usr/bin/python3 -c 'import yaml, docx, openpyxl, odf, reportlab' 2>/dev/null || $(MAKE) deps
 
 demo: deps-ensure
 	$(MAKE) all
