@@ -461,6 +461,38 @@ def make_hostile():
     docx_with("laughs.docx", laughs)
     hostile.append(("laughs.docx", "DTD"))
 
+    # shared-string amplification: 3000 cells, each the same 100 KB string
+    # (300 MB of text from a zip of a few KB): the output limit refuses it
+    X = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    R = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+    with zipfile.ZipFile(path("amplify.xlsx"), "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/'
+                   'package/2006/content-types"/>')
+        z.writestr("xl/workbook.xml", f'<?xml version="1.0"?><workbook {X} {R}><sheets>'
+                   '<sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>')
+        z.writestr("xl/_rels/workbook.xml.rels", '<?xml version="1.0"?><Relationships xmlns="http://schemas.'
+                   'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="x" '
+                   'Target="worksheets/sheet1.xml"/></Relationships>')
+        z.writestr("xl/sharedStrings.xml", f'<?xml version="1.0"?><sst {X}><si><t>{"A" * 100000}</t></si></sst>')
+        cells = '<c t="s"><v>0</v></c>' * 100
+        rows = "".join(f"<row>{cells}</row>" for _ in range(30))
+        z.writestr("xl/worksheets/sheet1.xml", f'<?xml version="1.0"?><worksheet {X}><sheetData>{rows}'
+                   '</sheetData></worksheet>')
+    hostile.append(("amplify.xlsx", "output limit"))
+    # ODS repeat counts: a million rows of 16384 columns, written once. Not
+    # hostile to us (repeats are never expanded): it must extract, small.
+    O = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+         'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+         'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"')
+    with zipfile.ZipFile(path("repeat.ods"), "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        z.writestr("content.xml", f'<?xml version="1.0"?><office:document-content {O}><office:body>'
+                   '<office:spreadsheet><table:table table:name="Big">'
+                   '<table:table-row table:number-rows-repeated="1048576">'
+                   '<table:table-cell table:number-columns-repeated="16384"><text:p>REPEATED-CELL</text:p>'
+                   '</table:table-cell></table:table-row></table:table></office:spreadsheet></office:body>'
+                   '</office:document-content>')
+
     hostile.append(("encrypted.pdf", "encrypted"))
     hostile.append(("scan.pdf", "no text layer"))
     hostile.append(("truncated.pdf", "PDF"))

@@ -66,6 +66,13 @@ done <"$D/hostile.tsv"
 out=$("$X" --max-expanded 300M "$D/bomb.docx" 2>&1 | head -c 300)
 check_lacks "bomb.docx: under a larger limit the zip limit passes it" "$out" "expands past limit"
 
+# ODS repeat counts are not expanded: a million rows x 16384 columns come
+# out as the one cell they repeat.
+out=$("$X" "$D/repeat.ods")
+check_eq "repeat.ods: extracted" 0 $?
+check_contains "repeat.ods: the repeated cell" "$out" "REPEATED-CELL"
+check "repeat.ods: not expanded (under 1 KB)" test "${#out}" -lt 1024
+
 # Output limit: the text of payroll.xlsx is ~400 bytes.
 "$X" --max-output 64 "$D/payroll.xlsx" >/dev/null 2>"$D/limit.err"
 check_eq "max-output: refused" 1 $?
