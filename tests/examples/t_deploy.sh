@@ -498,21 +498,19 @@ check("compose: the model waits for sluicefs to be healthy (mounted)",
       model.get("depends_on", {}).get("sluicefs", {}).get("condition") == "service_healthy")
 for n in onames_of(fs.get("command", [])):
     check(f"compose: sluicefs -o {n} exists (sluicefs --help)", n in fs_onames)
-for name, cfg in c.get("configs", {}).items():
-    path = os.path.normpath(os.path.join(EX, "compose", cfg["file"]))
-    check(f"compose: config {name} file exists ({os.path.relpath(path, EX)})", os.path.isfile(path))
-pol = c.get("configs", {}).get("policy", {}).get("file")
-if pol:
-    # The container sees the policy and its packs side by side, as mounted.
-    d = f"{T}/compose-policy"; os.makedirs(d, exist_ok=True)
-    for name, cfg in c["configs"].items():
-        tgt = next((x["target"] for x in fs.get("configs", []) if x["source"] == name), None)
-        if tgt:
-            src = os.path.normpath(os.path.join(EX, "compose", cfg["file"]))
-            open(f"{d}/{os.path.basename(tgt)}", "w").write(open(src).read())
-    r = subprocess.run([f"{IB}/sluice", "rules", "lint", f"{d}/default-policy.yaml"], capture_output=True, text=True)
-    check("compose: the policy as mounted in the container passes sluice rules lint", r.returncode == 0,
-          (r.stdout + r.stderr).strip())
+# The policy sluicefs is given must exist in its container: find the bind
+# that holds it, and lint the file on this side of the bind.
+pol = next((kv.split("=", 1)[1] for a in fs.get("command", []) for kv in a.split(",")
+            if kv.startswith("policy=")), None)
+src = None
+for v in fs.get("volumes", []):
+    if isinstance(v, dict) and pol and pol.startswith(v.get("target", "//") + "/"):
+        src = os.path.normpath(os.path.join(EX, "compose", v["source"], pol[len(v["target"]) + 1:]))
+check("compose: sluicefs's policy comes from a bind of this tree", src is not None and os.path.isfile(src),
+      f"policy={pol}")
+if src:
+    r = subprocess.run([f"{IB}/sluice", "rules", "lint", src], capture_output=True, text=True)
+    check("compose: that policy passes sluice rules lint", r.returncode == 0, (r.stdout + r.stderr).strip())
 
 # --- kubernetes
 k = [d for f, ds in docs.items() if f.startswith("kubernetes/") for d in ds]
@@ -583,6 +581,17 @@ pol_mount = next((m["mountPath"] for m in mounts if "configMap" in vols.get(m["n
 check("k8s: sluicefs reads the ConfigMap's policy", f"policy={pol_mount}/policy.yaml" in script)
 PY
 [ $? -eq 0 ] || T_FAILED=1
+# The Compose schema itself: docker-compose (Debian's, v1) or the v2 plugin.
+dc=
+if command -v docker-compose >/dev/null; then dc=(docker-compose)
+elif docker compose version >/dev/null 2>&1; then dc=(docker compose); fi
+if [ -n "$dc" ]; then
+    (cd "$EX/compose" && "${dc[@]}" -f compose.yaml config >"$T_TMP/dc.out" 2>"$T_TMP/dc.err")
+    check_eq "${dc[*]} config accepts compose.yaml" 0 "$?"
+    check_eq "${dc[*]} config: no warnings (nothing ignored)" "" "$(cat "$T_TMP/dc.err")"
+else
+    skip "compose schema" "neither docker-compose nor the compose plugin is installed"
+fi
 if command -v kubectl >/dev/null; then
     out=$(kubectl kustomize "$EX/kubernetes" 2>&1)
     check_eq "kubectl kustomize examples/kubernetes builds" 0 "$?"
