@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -613,18 +614,21 @@ static int loop_stream(receiver *r)
 #define RECV_BATCH 64
 static int loop_udp(receiver *r)
 {
-    static uint8_t bufs[RECV_BATCH][DIODE_HDR_LEN + DIODE_MAX_SYMBOL + 1];
+    /* 64 KiB each: with UDP GRO one buffer may hold several packets of the
+     * same size, which the kernel coalesced (and tells us the size). */
+    static uint8_t bufs[RECV_BATCH][65536];
     struct mmsghdr msgs[RECV_BATCH];
     struct iovec iov[RECV_BATCH];
     /* SO_RXQ_OVFL: the kernel tells how many datagrams it dropped because
      * our socket buffer was full; reported so that a too-small buffer or a
      * too-fast sender shows as such. */
     static union {
-        char buf[CMSG_SPACE(sizeof(uint32_t))];
+        char buf[CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } ctl[RECV_BATCH];
     const int one = 1;
     setsockopt(r->ch.fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+    setsockopt(r->ch.fd, SOL_UDP, UDP_GRO, &one, sizeof one); /* best effort */
     double last = now_s(), linger_until = 0;
     for (;;) {
         struct pollfd p = {.fd = r->ch.fd, .events = POLLIN};
@@ -654,12 +658,21 @@ static int loop_udp(receiver *r)
         }
         last = now_s();
         for (int i = 0; i < n; i++) {
-            diode_rx_packet(r->rx, bufs[i], msgs[i].msg_len);
+            int seg = 0;
             for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm;
-                 cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm))
+                 cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm)) {
                 if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL &&
                     cm->cmsg_len >= CMSG_LEN(sizeof(uint32_t)))
                     memcpy(&r->kernel_drops, CMSG_DATA(cm), sizeof(uint32_t));
+                if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO &&
+                    cm->cmsg_len >= CMSG_LEN(sizeof(int)))
+                    memcpy(&seg, CMSG_DATA(cm), sizeof(int));
+            }
+            /* Coalesced datagrams: every one but the last is exactly `seg`
+             * bytes; each is checked as a packet of its own. */
+            const size_t len = msgs[i].msg_len, step = seg > 0 ? (size_t)seg : len;
+            for (size_t o = 0; o < len; o += step)
+                diode_rx_packet(r->rx, bufs[i] + o, len - o < step ? len - o : step);
         }
         publish_maybe(r);
         if (r->once && r->final_end_seen) {

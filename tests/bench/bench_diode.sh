@@ -23,10 +23,13 @@ VRATE=${BENCH_DIODE_VETH_RATE:-1500}
 CRATE=$(( RATE > 2000 ? 2000 : RATE ))
 CVRATE=$(( VRATE > 2000 ? 2000 : VRATE ))
 TMO=$(( 120 + MB / 5 ))   # every transfer is bounded in time
+# GNU time (Debian `time`) for CPU seconds; without it, a no-op wrapper.
+if [ -x /usr/bin/time ]; then TIMEX=/usr/bin/time; else TIMEX=$WORK/notime; fi
 mkdir -p "$WORK"
 cd "$WORK" || exit 1
 # Our own copy: a rebuild of the tree during the bench must not swap binaries.
 cp "$BUILD/sluice-diode" ./sluice-diode || exit 1
+printf '#!/bin/sh\nshift 4; exec "$@"\n' > notime; chmod +x notime
 D=$WORK/sluice-diode
 [ -s key ] || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > key)
 
@@ -99,18 +102,26 @@ nsx() { if [ -n "$1" ]; then shift; ip netns exec "$NSX" "$@"; else shift; "$@";
 diode_udp() {
     local name=$1 nss=$2 nsr=$3 addr=$4 rate=$5
     fresh "$WORK/udst"
-    NSX=$nsr nsx "$nsr" timeout $TMO "$D" recv --from "udp:$addr:47400" --vault "$WORK/udst" --key key \
-        --once --idle-exit 30 2>urecv.err &
+    NSX=$nsr nsx "$nsr" $TIMEX -o ucpu.recv -f "%U %S" timeout $TMO "$D" recv \
+        --from "udp:$addr:47400" --vault "$WORK/udst" --key key --once --idle-exit 30 2>urecv.err &
     local rpid=$!
     sleep 0.5
     local t0; t0=$(now)
-    NSX=$nss nsx "$nss" timeout $TMO "$D" send --no-policy --key key --fec 32:8 --rate "$rate" \
-        src --to "udp:$addr:47400" 2>/dev/null
+    NSX=$nss nsx "$nss" $TIMEX -o ucpu.send -f "%U %S" timeout $TMO "$D" send --no-policy \
+        --key key --fec 32:8 --rate "$rate" src --to "udp:$addr:47400" 2>/dev/null
     wait $rpid
     local t1; t1=$(now)
     intact udst && ok=1 || ok=0
     record "$name" "$(echo "$t1 - $t0" | bc)" $ok
     [ $ok = 1 ] || sed 's/^/    /' urecv.err | tail -n 1
+    # CPU seconds of each side: on a machine shared with other work the wall
+    # time says little, the CPU cost per byte says what one core per side
+    # could carry.
+    [ "$TIMEX" = /usr/bin/time ] || return 0
+    local cs cr
+    cs=$(tail -n 1 ucpu.send | awk '{print $1 + $2}'); cr=$(tail -n 1 ucpu.recv | awk '{print $1 + $2}')
+    printf '    cpu: sender %.2f s, receiver %.2f s -> ceiling with one idle core per side %s Gbit/s\n' \
+        "$cs" "$cr" "$(gbit "$(echo "if ($cs > $cr) $cs else $cr" | bc)")"
 }
 # udpcast carries one stream: tar c | udp-sender ... udp-receiver | tar x.
 udpcast_udp() { # NAME NS_SEND NS_RECV IFACE_S IFACE_R RATE [EXTRA OPTION...]

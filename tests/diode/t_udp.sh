@@ -65,6 +65,19 @@ grep 'recv: published' recv.err | sed 's/^/# /'
 tx=$(ip -n $NS_R -s link show $VR | awk '/TX:/{getline; print $2}')
 check_eq "the receiver's interface transmitted 0 packets" 0 "$tx"
 
+# ---- packets that fit the MTU: sent with UDP GSO, received with GRO
+ip netns exec $NS_R "$DIODE" recv --from udp:${NET}2:47112 --vault "$T_TMP/gvault" --key key \
+    --once --idle-exit 20 2>grecv.err &
+rpid=$!
+sleep 0.5
+ip netns exec $NS_S "$DIODE" send --no-policy --key key --packet-size 1472 --rate 400 --repeat 1 \
+    src --to udp:${NET}2:47112 2>/dev/null
+check_eq "MTU-sized packets (GSO): sender exits 0" 0 $?
+wait $rpid; rc=$?
+check_eq "MTU-sized packets (GSO): receiver exits 0" 0 $rc
+check "MTU-sized packets (GSO): every file arrives intact" d_same src gvault
+check_eq "still zero packets from the receiver" 0 "$(counter $NS_S INPUT 1)"
+
 # ---- multicast to the same namespace pair: one sender could feed many receivers
 ip -n $NS_S route add 239.0.0.0/8 dev $VS
 ip -n $NS_R route add 239.0.0.0/8 dev $VR
