@@ -213,13 +213,26 @@ stop_and_wait() { # PID...: SIGTERM each (traced) program as systemctl stop
     for p; do wait "$p"; done
     kill "$wd" 2>/dev/null; wait "$wd" 2>/dev/null
 }
+# unit_priv UNIT: setpriv(1) arguments for the unit's CapabilityBoundingSet=
+# and NoNewPrivileges=. For a root service, what remains permitted after
+# exec is the bounding set, as under systemd: so the programs run here with
+# no more capabilities than their units give them.
+unit_priv() {
+    local caps set=-all c
+    caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$EX/systemd/$1" | tail -n1)
+    for c in $caps; do c=${c#CAP_}; set+=",+${c,,}"; done
+    printf '%s\n' "--bounding-set=$set" --inh-caps=-all
+    grep -qx 'NoNewPrivileges=yes' "$EX/systemd/$1" && echo --no-new-privs
+}
 start_unit() { # OUT UNIT: start UNIT's ExecStart in the background (under
     # strace -f when available); LAST_PID is strace's pid or the program's.
-    local out=$1 cmd d
+    local out=$1 cmd d priv
     for d in $(unit_dirs "$2"); do mkdir -p "$d"; done
+    mapfile -t priv < <(unit_priv "$2")
     cmd=$(exec_start "$2")
     eval "set -- $cmd"
-    if [ $have_strace = 1 ]; then strace -f -qq -o "$out" "$@" & else "$@" & fi
+    if [ $have_strace = 1 ]; then setpriv "${priv[@]}" strace -f -qq -o "$out" "$@" &
+    else setpriv "${priv[@]}" "$@" & fi
     LAST_PID=$!
 }
 child_of() { # the traced program's pid (strace's child), or the pid itself
@@ -276,6 +289,15 @@ check_eq "sluicefs@legal: no planted value is served" 0 \
     "$(grep -cFf <(cut -f2 "$T_TMP/gen/planted.tsv") <<<"$seen")"
 check_contains "sluicefs@legal: mounted read-only with the unit's options" \
     "$(grep " $view " /proc/mounts)" "fuse.sluice ro,"
+# The model reads as another user (allow_other): the ledger must still name
+# its executable, which takes CAP_SYS_PTRACE (kept in the bounding set).
+chmod 0711 "$T_TMP"
+check_contains "sluicefs@legal: another uid reads the view" \
+    "$(setpriv --reuid 65534 --regid 65534 --clear-groups cat "$view/contracts/2025-003-lease.txt" 2>&1)" "<email:"
+check_eq "sluicefs@legal: its ledger record names uid 65534's executable" "65534 $(readlink -f "$(command -v cat)")" \
+    "$(sqlite3 "$R/var/lib/sluice/ledger.db" "SELECT uid || ' ' || coalesce(exe, 'NULL') FROM records WHERE event = 'open-served' AND uid = 65534")"
+check "sluicefs@legal: runs with no capability outside its bounding set" \
+    grep -qx 'CapPrm:[[:space:]]*0000000000280000' "/proc/$(child_of "$FS_PID")/status"
 export MAINPID=$(child_of "$FS_PID")
 check "sluicefs@legal: ExecReload (SIGHUP: policy reload)" run_step sluicefs@.service ExecReload
 sleep 0.5
@@ -296,7 +318,9 @@ cp_out=$(unit_cmds "$EX/systemd/sluice-ledger-checkpoint.service" legal | awk -F
 cp_file=${cp_out#append:}
 mkdir -p "$(dirname "$cp_file")"
 eval "set -- $(exec_start sluice-ledger-checkpoint.service)"
-if [ $have_strace = 1 ]; then strace -f -qq -o "$T_TMP/trace.ckpt" "$@" >>"$cp_file"; else "$@" >>"$cp_file"; fi
+mapfile -t priv < <(unit_priv sluice-ledger-checkpoint.service)
+if [ $have_strace = 1 ]; then set -- strace -f -qq -o "$T_TMP/trace.ckpt" "$@"; fi
+setpriv "${priv[@]}" "$@" >>"$cp_file"
 check "checkpoint unit: wrote a checkpoint line" grep -q '^sluice-ledger-checkpoint v1 seq=' "$cp_file"
 v=$("$IB/sluice" ledger verify --ledger "$R/var/lib/sluice/ledger.db" --key "$R/etc/sluice/ledger.key" \
      --checkpoint "$cp_file" 2>&1)
