@@ -569,6 +569,9 @@ for n in re.findall(r"-o\s+\"?([^\s\"]+)", script):
     for kv in n.split(","):
         name = kv.split("=")[0]
         check(f"k8s: sluicefs -o {name} exists (sluicefs --help)", name in fs_onames)
+if ctr.get("command", [])[:2] == ["/bin/sh", "-c"]:
+    r = subprocess.run(["sh", "-n", "-c", ctr["args"][0]], capture_output=True, text=True)
+    check("k8s: the DaemonSet's start script parses (sh -n)", r.returncode == 0, r.stderr.strip())
 pod = (kinds.get("Pod") or [{}])[0]
 pspec = pod.get("spec", {})
 pc = (pspec.get("containers") or [{}])[0]
@@ -578,6 +581,11 @@ check("k8s: model mounts /data read-only", len(dm) == 1 and dm[0].get("readOnly"
 check("k8s: /data has mountPropagation HostToContainer", bool(dm) and dm[0].get("mountPropagation") == "HostToContainer")
 check("k8s: /data is the DaemonSet's view hostPath", bool(dm) and
       pv.get(dm[0]["name"], {}).get("hostPath", {}).get("path") == view_path)
+if pc.get("command") == ["python3", "-c"]:
+    try:
+        compile(pc["args"][0], "model-pod.yaml", "exec"); ok("k8s: the model's script compiles")
+    except SyntaxError as e:
+        not_ok("k8s: the model's script compiles", str(e))
 sc = pc.get("securityContext", {})
 check("k8s: model root is read-only, no privilege escalation, no capabilities",
       sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False
