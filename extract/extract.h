@@ -2,11 +2,15 @@
  * OpenDocument, RTF, HTML, e-mail): the module's whole public surface.
  *
  * Documents are hostile input. extract_text() never parses them in the
- * calling process: it runs the helper program `sluice-extract` (found next to
- * the calling binary, or at $SLUICE_EXTRACT) under an address-space limit, a
- * CPU limit and a wall-clock timeout, and reads the text back through a
- * bounded pipe. A crash, hang or blow-up in a parser kills only the helper;
- * the caller gets a negative code and a reason, and must refuse the file.
+ * calling process: a `sluice-extract` helper (found at $SLUICE_EXTRACT, else
+ * next to the calling binary) does, in a child that has limited itself
+ * (RLIMIT_AS, RLIMIT_CPU, no core, no file writes) and installed a seccomp
+ * filter before reading a byte, under a wall-clock timeout, and the text
+ * comes back through a bounded channel. By default one helper server per
+ * calling process forks such a child per document; SLUICE_EXTRACT_SPAWN=1
+ * starts a new helper per document instead. A crash, hang or blow-up in a
+ * parser kills only that child; the caller gets a negative code and a
+ * reason, and must refuse the file.
  *
  * This library itself links nothing but libc, so sluicefs and the diode do
  * not load poppler, libxml2, libarchive or GMime into their own address space.
@@ -57,6 +61,7 @@ int extract_handles(const char *mime, const void *head, size_t len);
  *   -ETIMEDOUT past timeout_ms
  *   -ENOMEM   past max_memory
  *   -ECHILD   the helper crashed or misbehaved; -ENOENT it is not installed
+ *   -EAGAIN   64 documents already in extraction in this process
  * Never crashes the caller; safe to call from many threads at once (each
  * call runs its own helper). `opt` may be NULL for the defaults.
  * extract_result_free() in every case. */
