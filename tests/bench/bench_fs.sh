@@ -25,7 +25,8 @@ mkdir -p "$W"
 
 # ---- data (cached in $W under a name that changes with the generator) -------
 gen=$ROOT/tests/bench/gencorpus.py
-ver=$(cat "$gen" "$0" | sha256sum | cut -c1-12)
+DATA_FORMAT=1 # bump when the layout below changes
+ver=$( (cat "$gen"; echo "$DATA_FORMAT") | sha256sum | cut -c1-12)
 DATA=$W/data-$NFILES-$MB-$ver
 if [ ! -e "$DATA/.done" ]; then
     rm -rf "$W"/data-*
