@@ -926,8 +926,12 @@ int dlp_config_load(const char *path, int is_pack_only, struct dlp_policy *p, dl
         rc = path_join(full, sizeof full, pp.dir, packs[i]);
         if (rc)
             rc = YERR(&c, pp.packs, "packs: path too long");
-        else
-            rc = load_pack(full, p, err, h);
+        else if ((rc = load_pack(full, p, err, h)) && err->line == 0) {
+            /* The pack could not be read at all: say where the policy names it. */
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            rc = YERR(&c, pp.packs, "packs: %s: %s", packs[i], why);
+        }
     }
     strlist_free(packs, npacks);
     if (!rc && pp.disable) {

@@ -215,7 +215,20 @@ static int push_match(dlp_stream *s, match m)
 
 static inline uint8_t lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
-/* Case-insensitive (ASCII) substring search; the first byte is compared
+static inline int is_alpha(uint8_t c) { return (c | 32) >= 'a' && (c | 32) <= 'z'; }
+static inline int is_alnum(uint8_t c) { return is_alpha(c) || (c >= '0' && c <= '9'); }
+
+/* A word boundary between bytes a and b, as people and code write words:
+ * anything not a letter or digit, a lower-to-upper case change
+ * (secretAccessKey), or a change between letters and digits. */
+static inline int boundary(uint8_t a, uint8_t b)
+{
+    return !is_alnum(a) || !is_alnum(b) || (a >= 'a' && a <= 'z' && b >= 'A' && b <= 'Z') ||
+           is_alpha(a) != is_alpha(b);
+}
+
+/* Case-insensitive (ASCII) search for a whole word (or phrase): "dob" counts
+ * in "DOB:" and "user_dob" but not inside "xdobq". The first byte is compared
  * inline because most positions fail there. */
 static int ci_find(const uint8_t *hay, size_t hlen, const char *needle)
 {
@@ -224,7 +237,9 @@ static int ci_find(const uint8_t *hay, size_t hlen, const char *needle)
         return 0;
     uint8_t first = lower((uint8_t)needle[0]);
     for (size_t i = 0; i + nlen <= hlen; i++)
-        if (lower(hay[i]) == first && strncasecmp((const char *)hay + i + 1, needle + 1, nlen - 1) == 0)
+        if (lower(hay[i]) == first && strncasecmp((const char *)hay + i + 1, needle + 1, nlen - 1) == 0 &&
+            (i == 0 || boundary(hay[i - 1], hay[i])) &&
+            (i + nlen == hlen || boundary(hay[i + nlen - 1], hay[i + nlen])))
             return 1;
     return 0;
 }

@@ -229,6 +229,9 @@ static void test_context_words(void **state)
     dlp_policy *p = load("p.yaml");
     expect_view(p, "She was born 1984-03-12 in Lyon.\n", "She was born [REDACTED:dob] in Lyon.\n");
     expect_view(p, "Invoice dated 1984-03-12 paid.\n", "Invoice dated 1984-03-12 paid.\n");
+    /* a context word counts only as a whole word */
+    expect_view(p, "token xdobq 1984-03-12 reborn\n", "token xdobq 1984-03-12 reborn\n");
+    expect_view(p, "DOB:1984-03-12\n", "DOB:[REDACTED:dob]\n");
     dlp_policy_free(p);
 }
 
@@ -580,6 +583,9 @@ static void test_config_errors(void **state)
                  8, "no rule 'nosuch'");
     /* a key readable by others is refused */
     write_file("openkey", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0644);
+    expect_error("e10.yaml",
+                 "policy: p\nversion: 1\npacks: [t.yaml, missing.yaml]\ntypes: {allow: ['text/*']}\n", 3,
+                 "packs: missing.yaml: No such file");
     expect_error("e9.yaml",
                  "policy: p\nversion: 1\npacks: [t.yaml]\ntypes: {allow: ['text/*']}\nkey-file: openkey\n",
                  5, "readable by group or others");
