@@ -123,6 +123,13 @@ int dlp_apply_action(const struct dlp_policy *p, const dlp_rule *r, const uint8_
 /* classify.c */
 int dlp_type_allowed(const struct dlp_policy *p, const char *mime, char *reason, size_t rlen);
 
+/* scan.c: scan a whole input in place (the stream borrows `buf` and never
+ * writes it) and finish the stream; for dlp_sanitize(), which would
+ * otherwise copy the whole input into the stream's buffer. */
+int dlp_stream_scan_whole(dlp_stream *s, const uint8_t *buf, size_t len);
+/* Reserve the stream's per-round output buffer (avoids growing it by realloc). */
+int dlp_stream_reserve(dlp_stream *s, size_t out_bytes);
+
 /* scan.c: rule ri's accepted finding spans in `text`, alone (for examples);
  * with `ends`, also the end offset of every PCRE2 match, accepted or not. */
 int dlp_rule_spans(const struct dlp_policy *p, size_t ri, const uint8_t *text, size_t len,

@@ -165,11 +165,20 @@ int dlp_sanitize(const dlp_policy *p, const void *buf, size_t len, dlp_result *o
         }
         text = decoded;
     }
+    /* The view is about as long as the text (labels may lengthen it a
+     * little): reserve it once rather than growing it by realloc, and scan
+     * the text where it lies rather than copying it into the stream. */
     collect c = {0};
     dlp_stream *s = NULL;
+    size_t guess = tlen + tlen / 8 + 4096;
+    if (!(c.out.data = malloc(guess))) {
+        free(decoded);
+        return -ENOMEM;
+    }
+    c.out.cap = guess;
     if (!(rc = dlp_stream_new(p, collect_out, collect_finding, &c, &s)) &&
-        !(rc = dlp_stream_feed(s, text, tlen)))
-        rc = dlp_stream_finish(s);
+        !(rc = dlp_stream_reserve(s, (tlen < (16u << 20) ? tlen : (16u << 20)) + tlen / 8 + 4096)))
+        rc = dlp_stream_scan_whole(s, text, tlen);
     if (rc && s && dlp_stream_error(s))
         snprintf(out->reason, sizeof out->reason, "%s", dlp_stream_error(s));
     else if (rc)

@@ -72,6 +72,7 @@ struct dlp_stream {
     uint64_t hs_start; /* input offset of the first byte Vectorscan saw this round */
 
     size_t round_min;
+    int borrowed; /* buf is the caller's: never written, moved or freed */
     uint64_t *counts;
     dlp_rule_hits *hits;
     int failed, finished;
@@ -421,7 +422,7 @@ static int scan_round(dlp_stream *s, uint64_t L, int final, int *progress)
     /* Drop what no later round can look at; amortized, so a large buffer is
      * not moved once per round. */
     uint64_t keep = s->from - s->base > p->ctx_before ? s->from - p->ctx_before : s->base;
-    if (keep - s->base > s->len / 2) {
+    if (!s->borrowed && keep - s->base > s->len / 2) {
         memmove(s->buf, s->buf + (keep - s->base), s->len - (keep - s->base));
         s->len -= keep - s->base;
         s->base = keep;
@@ -519,6 +520,33 @@ int dlp_stream_finish(dlp_stream *s)
     return pump(s, 1);
 }
 
+int dlp_stream_scan_whole(dlp_stream *s, const uint8_t *buf, size_t len)
+{
+    if (s->failed)
+        return s->failed;
+    if (s->buf || s->finished)
+        return fail(s, -EINVAL, "scan_whole on a stream already fed");
+    s->finished = 1;
+    if (len == 0)
+        return 0;
+    s->borrowed = 1;
+    s->buf = (uint8_t *)buf; /* read only: see `borrowed` */
+    s->len = s->cap = len;
+    return pump(s, 1);
+}
+
+int dlp_stream_reserve(dlp_stream *s, size_t out_bytes)
+{
+    if (out_bytes <= s->obuf.cap)
+        return 0;
+    uint8_t *n = realloc(s->obuf.data, out_bytes);
+    if (!n)
+        return -ENOMEM;
+    s->obuf.data = n;
+    s->obuf.cap = out_bytes;
+    return 0;
+}
+
 const dlp_rule_hits *dlp_stream_hits(const dlp_stream *s, size_t *n)
 {
     size_t k = 0;
@@ -544,7 +572,8 @@ void dlp_stream_free(dlp_stream *s)
         hs_free_scratch(s->scratch);
     if (s->md)
         pcre2_match_data_free(s->md);
-    free(s->buf);
+    if (!s->borrowed)
+        free(s->buf);
     free(s->iv);
     free(s->open);
     free(s->m);
