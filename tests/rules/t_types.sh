@@ -22,7 +22,6 @@ printf '{"event": "start", "n": 1}\n{"event": "stop", "n": 2}\n' >"$D/events.ndj
 printf 'service:\n  name: billing\n  replicas: 3\n  tags: [a, b]\n' >"$D/values.yaml"
 printf '[server]\nport = 8080\nname = "billing"\n' >"$D/config.toml"
 printf '<?xml version="1.0"?>\n<order id="7"><item sku="A-100" qty="2"/></order>\n' >"$D/order.xml"
-printf '<!DOCTYPE html>\n<html><head><title>Docs</title></head><body><p>Hello</p></body></html>\n' >"$D/index.html"
 printf '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="5" height="5"/></svg>\n' >"$D/logo.svg"
 printf '# Runbook\n\n1. Check the *queue* depth.\n2. Restart the worker.\n' >"$D/runbook.md"
 printf '#!/bin/sh\nset -e\necho "deploying $1"\n' >"$D/deploy.sh"
@@ -48,6 +47,15 @@ for f in "$D"/*; do
     if cmp -s "$f" "$T_TMP/out"; then ok "served: $n unchanged"; else
         not_ok "served: $n unchanged"; sed 's/^/#   /' "$T_TMP/err"; fi
 done
+
+# ---- documents: the default policy serves HTML as its extracted text ----------
+X=$T_TMP/documents
+mkdir -p "$X"
+printf '<!DOCTYPE html>\n<html><head><title>Docs</title></head><body><p>Hello</p></body></html>\n' >"$X/index.html"
+out=$("$SLUICE" scan --policy "$POLICY" "$X/index.html" 2>"$T_TMP/err"); rc=$?
+check_eq "document: index.html exits 0" 0 "$rc"
+check_contains "document: index.html is served as its text" "$out" "Hello"
+check_lacks "document: index.html is served without its markup" "$out" "<p>"
 
 # ---- denied: binaries, whatever they are called ------------------------------
 B=$T_TMP/bin
