@@ -472,12 +472,13 @@ int main(int argc, char **argv)
         { "max-memory", required_argument, NULL, 'M' }, { "timeout-ms", required_argument, NULL, 't' },
         { "drop-metadata", no_argument, NULL, 'd' },  { "keep-metadata", no_argument, NULL, 'k' },
         { "show-extractor", no_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' },
-        { "check-sandbox", no_argument, NULL, 'C' },
+        { "check-sandbox", no_argument, NULL, 'C' }, { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     log_init("sluice-extract", LOG_LVL_WARN);
     int c;
     uint64_t v;
+    opterr = 0; /* errors below, in sluice's own format */
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': child = 1; break;
@@ -488,6 +489,7 @@ int main(int argc, char **argv)
         case 'k': opt.drop_metadata = 0; break;
         case 's': show = 1; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("sluice-extract %s\n", SLUICE_VERSION); return 0;
         case 'o': case 'e': case 'M': case 't':
             if (parse_size(optarg, &v) && parse_u64(optarg, &v)) {
                 sluice_err("%s: not a size", optarg);
@@ -498,7 +500,10 @@ int main(int argc, char **argv)
             else if (c == 'M') opt.max_memory = v;
             else opt.timeout_ms = v > 3600000 ? 3600000 : (unsigned)v;
             break;
-        default: usage(stderr); return 2;
+        default:
+            sluice_err("%s: unknown option or missing value (see --help)",
+                       optind > 0 ? argv[optind - 1] : "?");
+            return 2;
         }
     }
     if (child == 2)

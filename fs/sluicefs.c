@@ -1115,6 +1115,14 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
             return 0; /* consumed: libfuse sees only the mountpoint */
         }
         return 1;
+    case FUSE_OPT_KEY_OPT:
+        /* libfuse's own flags pass; any other dash-option is ours to refuse,
+         * in sluice's words and with exit 2, before libfuse sees it. */
+        if (arg[0] == '-' && strcmp(arg, "-f") && strcmp(arg, "-d") && strcmp(arg, "-s")) {
+            sluice_err("%s: unknown option (see --help)", arg);
+            return -1;
+        }
+        return 1;
     default:
         return 1;
     }
