@@ -25,7 +25,7 @@ DEPS_DEB := build-essential pkg-config libfuse3-dev fuse3 libpcre2-dev pcre2-uti
             libmagic-dev libmagic1 libsqlite3-dev sqlite3 libssl-dev libzstd-dev libyaml-dev \
             libvectorscan-dev libcmocka-dev libseccomp-dev libisal-dev bindfs udpcast \
             clang libclang-rt-14-dev iproute2 iptables python3 man-db groff xxd systemd \
-            libpoppler-glib-dev libarchive-dev libxml2-dev libgmime-3.0-dev qpdf zstd \
+            libpoppler-glib-dev libarchive-dev libxml2-dev libgmime-3.0-dev qpdf zstd time \
             python3-yaml python3-docx python3-openpyxl python3-odf python3-reportlab
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -33,7 +33,7 @@ int main(int argc, char **argv)
         return diode_send_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "recv") == 0)
         return diode_recv_main(argc - 1, argv + 1);
-    sluice_err("unknown command '%s' (send or recv)", argv[1]);
+    sluice_err("%s: unknown command (send or recv; see --help)", argv[1]);
     usage(stderr);
     return DIODE_EXIT_USAGE;
 }

@@ -726,6 +726,7 @@ int diode_recv_main(int argc, char **argv)
     int c;
     uint64_t v;
     enum log_level lvl = LOG_LVL_WARN;
+    opterr = 0; /* reported below, in sluice's own format */
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
         case O_FROM: r->from = optarg; break;
@@ -763,7 +764,10 @@ int diode_recv_main(int argc, char **argv)
             }
             break;
         case O_HELP: usage(stdout); return DIODE_EXIT_OK;
-        default: usage(stderr); return DIODE_EXIT_USAGE;
+        default:
+            sluice_err("%s: %s: unknown option or missing value (see --help)", "recv",
+                       optind > 0 ? argv[optind - 1] : "?");
+            return DIODE_EXIT_USAGE;
         }
     }
     log_init("sluice-diode", lvl);

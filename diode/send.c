@@ -934,6 +934,7 @@ int diode_send_main(int argc, char **argv)
         {"log-level", 1, 0, O_LOG}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     enum log_level lvl = LOG_LVL_WARN;
     int c;
+    opterr = 0; /* reported below, in sluice's own format */
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
         case O_TO: s->to = optarg; break;
@@ -993,7 +994,10 @@ int diode_send_main(int argc, char **argv)
             }
             break;
         case O_HELP: usage(stdout); return DIODE_EXIT_OK;
-        default: usage(stderr); return DIODE_EXIT_USAGE;
+        default:
+            sluice_err("%s: %s: unknown option or missing value (see --help)", "send",
+                       optind > 0 ? argv[optind - 1] : "?");
+            return DIODE_EXIT_USAGE;
         }
     }
     log_init("sluice-diode", lvl);
