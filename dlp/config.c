@@ -952,6 +952,7 @@ int dlp_config_load(const char *path, int is_pack_only, struct dlp_policy *p, dl
     }
     if (!rc && pp.actions)
         rc = apply_actions(&c, pp.actions, p);
+    p->docs.enabled = p->ndoc_types > 0;
     if (!rc)
         rc = load_key(&c, pp.keyfile, &pp);
     yaml_document_delete(&c.doc);

@@ -55,6 +55,7 @@ size_t dlp_policy_rule_count(const dlp_policy *p);
  * `documents:` section. Types it lists are served as their extracted text,
  * sanitized like any text; the original bytes never are. */
 typedef struct dlp_documents {
+    int enabled;           /* the policy extracts some document types */
     int drop_metadata;     /* 1: properties, comments, tracked changes left out */
     uint64_t max_output;   /* extracted text larger than this is refused */
     uint64_t max_expanded; /* zip containers expanding past this are refused */

@@ -501,13 +501,73 @@ static char *child_path(const char *parent, const char *name)
     return p;
 }
 
+/* ---- document names ----------------------------------------------------------------
+ * A policy that extracts documents serves contract.pdf as its text; the
+ * mount names it contract.pdf.txt (documents.suffix) so that readers and
+ * tools take it for what it is. Listings can only go by the name (they build
+ * no view), so documents are known by their extension here; the content
+ * still decides what is served (a .pdf that is not a PDF is refused). */
+static const char *const doc_ext[] = {".pdf", ".docx", ".xlsx", ".pptx", ".odt", ".ods",
+                                      ".odp", ".rtf", ".eml", ".html", ".htm"};
+
+static int is_doc_name(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < SLUICE_ARRAY_LEN(doc_ext); i++) {
+        size_t e = strlen(doc_ext[i]);
+        if (n > e && strcasecmp(name + n - e, doc_ext[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The current policy's suffix for documents, "" when it extracts none. */
+static void doc_suffix(char out[32])
+{
+    pthread_rwlock_rdlock(&g.pol_lock);
+    const dlp_documents *d = dlp_policy_documents(g.pol);
+    snprintf(out, 32, "%s", d->enabled ? d->suffix : "");
+    pthread_rwlock_unlock(&g.pol_lock);
+}
+
+/* The source name behind a name in the mount: "contract.pdf.txt" ->
+ * "contract.pdf" (in *src, malloc'd). -ENOENT for a document's own name,
+ * which the mount does not show. 0 with *src = NULL: the name is itself. */
+static int source_name(const char *name, char **src)
+{
+    char suffix[32];
+    doc_suffix(suffix);
+    *src = NULL;
+    size_t n = strlen(name), s = strlen(suffix);
+    if (!s)
+        return 0;
+    if (n > s && strcmp(name + n - s, suffix) == 0) {
+        char *base = strndup(name, n - s);
+        if (!base)
+            return -ENOMEM;
+        if (is_doc_name(base)) {
+            *src = base;
+            return 0;
+        }
+        free(base);
+    }
+    return is_doc_name(name) ? -ENOENT : 0;
+}
+
 /* ---- lookup / forget / getattr -------------------------------------------------- */
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+    char *srcname = NULL;
+    int sr = source_name(name, &srcname);
+    if (sr < 0) {
+        fuse_reply_err(req, -sr);
+        return;
+    }
     char *pp = inode_path(inode_of(parent));
-    char *rel = pp ? child_path(pp, name) : NULL;
+    char *rel = pp ? child_path(pp, srcname ? srcname : name) : NULL;
     free(pp);
+    free(srcname);
     if (rel == NULL) {
         fuse_reply_err(req, ENOMEM);
         return;
@@ -865,6 +925,8 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         d->offset = off;
     }
     size_t used = 0;
+    char suffix[32];
+    doc_suffix(suffix);
     for (;;) {
         long pos = telldir(d->dir);
         errno = 0;
@@ -894,6 +956,16 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         memset(&st, 0, sizeof st);
         st.st_ino = de->d_ino;
         st.st_mode = (type == DT_DIR ? S_IFDIR : S_IFREG);
+        char shown[NAME_MAX + 1];
+        if (suffix[0] && type != DT_DIR && !isdot && is_doc_name(name)) {
+            /* shown by its text's name; one too long for that is not shown */
+            int m = snprintf(shown, sizeof shown, "%s%s", name, suffix);
+            if (m < 0 || (size_t)m >= sizeof shown) {
+                d->offset = de->d_off;
+                continue;
+            }
+            name = shown;
+        }
         size_t n = fuse_add_direntry(req, buf + used, size - used, name, &st, de->d_off);
         if (n > size - used) {
             seekdir(d->dir, pos); /* did not fit: the next call starts here */
