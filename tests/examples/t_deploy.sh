@@ -252,6 +252,28 @@ child_of() { # the traced program's pid (strace's child), or the pid itself
 mkdir -p "$R/etc/sluice" "$R/srv/export/legal" "$R/run/sluice" "$R/var/lib/sluice"
 for k in ledger hash diode; do "$IB/sluice" keygen "$R/etc/sluice/$k.key" >/dev/null; done
 cp -r "$T_TMP/gen/contracts" "$R/srv/export/legal/"
+# A Word document too: sluicefs serves it as its extracted, masked text
+# through the sluice-extract helper, which then also runs under the unit's
+# capabilities and system-call filter.
+mkdir -p "$R/srv/export/legal/letters"
+python3 - "$R/srv/export/legal/letters/side-letter.docx" <<'DOCX'
+import sys, zipfile
+W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+parts = {
+    "[Content_Types].xml": '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>',
+    "_rels/.rels": '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>',
+    "word/document.xml": f'<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="{W}"><w:body>'
+        '<w:p><w:r><w:t>SIDE LETTER. Notices to greta.holm@nordic-shipping.example, tel. +46 8 123 456 78.</w:t></w:r></w:p>'
+        '<w:p><w:r><w:t>Pay to IBAN DE89 3704 0044 0532 0130 00.</w:t></w:r></w:p></w:body></w:document>',
+}
+with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
+    for name, data in parts.items():
+        z.writestr(name, data)
+DOCX
 # What an operator writes into the units' environment files: a local fifo as
 # the channel (the defaults are UDP between two hosts).
 echo "DIODE_FROM=fifo:$R/run/sluice/diode.fifo" >"$R/etc/sluice/diode-recv.env"
@@ -281,6 +303,7 @@ for _ in $(seq 300); do
 done
 check_eq "diode units: every contract reached the vault" "$want" \
     "$(ls "$R/srv/sluice/vault/legal/contracts" 2>/dev/null | wc -l)"
+for _ in $(seq 100); do [ -f "$R/srv/sluice/vault/legal/letters/side-letter.docx" ] && break; sleep 0.1; done
 echo "# diode units: vault complete at ${SECONDS}s"
 check "diode units: the files are the exported bytes" \
     diff -r "$R/srv/export/legal" "$R/srv/sluice/vault/legal"
@@ -295,6 +318,13 @@ check_eq "sluicefs@legal: no planted value is served" 0 \
     "$(grep -cFf <(cut -f2 "$T_TMP/gen/planted.tsv") <<<"$seen")"
 check_contains "sluicefs@legal: mounted read-only with the unit's options" \
     "$(grep " $view " /proc/mounts)" "fuse.sluice ro,"
+# (served under the name the policy gives extracted text, side-letter.docx.txt)
+letter=$(cat "$view"/letters/side-letter.docx* 2>&1)
+check_contains "sluicefs@legal: a Word document is served as its text" "$letter" "SIDE LETTER. Notices to <email:"
+check_contains "sluicefs@legal: its phone number is masked" "$letter" "tel. [REDACTED:phone]"
+for v in greta.holm@nordic-shipping.example '+46 8 123 456 78' 'DE89 3704 0044 0532 0130 00'; do
+    check_lacks "sluicefs@legal: the document's $v is not served" "$letter" "$v"
+done
 # The model reads as another user (allow_other): the ledger must still name
 # its executable, which takes CAP_SYS_PTRACE (kept in the bounding set).
 chmod 0711 "$T_TMP"
@@ -458,7 +488,10 @@ runtime=$(sed -n '/^FROM debian:12-slim/,/rm -rf/p' "$df" | grep -oE '^ +[a-z0-9
 closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
           --no-replaces --no-enhances $runtime 2>/dev/null | grep -v '^ ' | sed 's/:.*//' | sort -u)
 # One dpkg -S for every library (it reads its whole database each time).
-libs=$(for b in sluice sluicefs sluice-diode; do ldd "$IB/$b" | awk '$3 ~ /^\// {print $3}'; done | sort -u)
+for b in "$IB"/*; do
+    check_contains "Dockerfile installs ${b##*/} (make install does)" "$(grep 'install -m 0755' "$df")" "build/${b##*/} "
+done
+libs=$(for b in "$IB"/*; do ldd "$b" | awk '$3 ~ /^\// {print $3}'; done | sort -u)
 cands=$(for l in $libs; do r=$(readlink -f "$l"); printf '%s\n' "$l" "$r" "${r#/usr}"; done | sort -u)
 owners=$(dpkg -S $cands 2>/dev/null)
 [ $sanitized = 1 ] && { skip "Dockerfile runtime libraries" "sanitizer build"; libs=; }
