@@ -26,7 +26,8 @@ DEPS_DEB := build-essential pkg-config libfuse3-dev fuse3 libpcre2-dev pcre2-uti
             libvectorscan-dev libcmocka-dev libseccomp-dev libisal-dev bindfs udpcast \
             clang libclang-rt-14-dev iproute2 iptables python3 man-db groff xxd systemd \
             libpoppler-glib-dev libarchive-dev libxml2-dev libgmime-3.0-dev qpdf zstd time \
-            python3-yaml python3-docx python3-openpyxl python3-odf python3-reportlab
+            python3-yaml python3-docx python3-openpyxl python3-odf python3-reportlab \
+            strace docker-compose
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -99,8 +100,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sluice/rules
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 rules/*.yaml $(DESTDIR)$(PREFIX)/share/sluice/rules/
-	for m in $(MANPAGES); do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
-	    install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
+	for m in $(MANPAGES); do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s && \
+	    install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/ || exit 1; done
 
 clean:
 	rm -rf build build-san build-fuzz
