@@ -146,7 +146,16 @@ static int scan_fd(const dlp_policy *p, scan_ctx *c, int fd)
         return EXIT_ERROR;
     }
     uint64_t total = 0, max = dlp_policy_max_size(p);
+    /* libmagic judged the first MiB; the rest must be text too (see
+     * dlp_sanitize): a NUL byte in 8-bit text means binary data. */
+    const int text8 = strcmp(t.encoding, "binary") != 0;
     while (n > 0 && !rc) {
+        if (text8 && memchr(buf, 0, (size_t)n)) {
+            sluice_err("%s: could not check: binary data (NUL bytes) inside a file classified as %s text",
+                       c->name, t.encoding);
+            rc = -EILSEQ;
+            break;
+        }
         total += (uint64_t)n;
         if (total > max) {
             sluice_err("%s: denied: larger than the policy's limit of %llu bytes", c->name,

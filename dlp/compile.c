@@ -139,8 +139,11 @@ static int compile_pcre(struct dlp_policy *p, dlp_rule *r, dlp_error *err)
     }
     /* JIT is a speed-up; the interpreter gives the same answers. */
     (void)pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE);
-    uint32_t minlen = 0, groups = 0;
+    uint32_t minlen = 0, groups = 0, lookbehind = 0;
     pcre2_pattern_info(r->re, PCRE2_INFO_MINLENGTH, &minlen);
+    pcre2_pattern_info(r->re, PCRE2_INFO_MAXLOOKBEHIND, &lookbehind);
+    if (lookbehind > p->max_lookbehind)
+        p->max_lookbehind = lookbehind;
     pcre2_pattern_info(r->re, PCRE2_INFO_CAPTURECOUNT, &groups);
     if (minlen == 0)
         return perr(err, r, 0, "rule %s: pattern can match the empty string", r->id);
@@ -200,8 +203,8 @@ static int cache_dir(char *out, size_t outlen)
     return 0;
 }
 
-static int cache_path(const char *const *exprs, const unsigned *flags, const unsigned *ids,
-                      size_t k, char *out, size_t outlen)
+static int cache_path(const struct dlp_policy *p, const char *const *exprs, const unsigned *flags,
+                      const unsigned *ids, size_t k, char *out, size_t outlen)
 {
     char dir[PATH_MAX - 100];
     if (cache_dir(dir, sizeof dir))
@@ -226,6 +229,20 @@ static int cache_path(const char *const *exprs, const unsigned *flags, const uns
         sha256_update(h, &flags[i], sizeof flags[i]);
         sha256_update(h, &ids[i], sizeof ids[i]);
         sha256_update(h, exprs[i], strlen(exprs[i]) + 1);
+    }
+    /* The file also holds each rule's window, which depends on the rule's
+     * own pattern and max-length (not only on what Vectorscan is given): key
+     * by every rule's full definition, or an edited rule would get a stale,
+     * too-short window. */
+    uint64_t nr = p->nrules;
+    sha256_update(h, &nr, sizeof nr);
+    for (size_t i = 0; i < p->nrules; i++) {
+        const dlp_rule *r = &p->rules[i];
+        sha256_update(h, r->id, strlen(r->id) + 1);
+        sha256_update(h, r->pattern, strlen(r->pattern) + 1);
+        sha256_update(h, r->prefilter ? r->prefilter : "", strlen(r->prefilter ? r->prefilter : "") + 1);
+        sha256_update(h, &r->caseless, sizeof r->caseless);
+        sha256_update(h, &r->max_length, sizeof r->max_length);
     }
     uint8_t d[SHA256_LEN];
     char hex[SHA256_HEX_LEN];
@@ -367,7 +384,7 @@ static int compile_hs(struct dlp_policy *p, dlp_error *err)
         alli[nall] = (unsigned)i;
         nall++;
     }
-    int have_path = cache_path(all, allf, alli, nall, cpath, sizeof cpath) == 0;
+    int have_path = cache_path(p, all, allf, alli, nall, cpath, sizeof cpath) == 0;
     if (have_path && cache_load(p, cpath, alli, nall) == 0) {
         cached = 1;
         goto scratch;
@@ -459,6 +476,14 @@ int dlp_compile(struct dlp_policy *p, dlp_error *err)
     /* Enough that a match starting before the cut is final, and that a
      * context window first seen in a round starts after the last cut. */
     p->hold = (size_t)max_window + max_ctx + max_word;
-    p->ctx_before = (size_t)max_ctx + 256; /* context words and lookbehind */
+    /* Kept before a cut: context words, the longest lookbehind, and enough
+     * for Vectorscan to see a whole match (or prefilter match) that starts
+     * before the cut and ends after it. */
+    size_t behind = 256;
+    if (p->max_lookbehind + 16 > behind)
+        behind = p->max_lookbehind + 16;
+    if ((size_t)max_window + 16 > behind)
+        behind = (size_t)max_window + 16;
+    p->ctx_before = (size_t)max_ctx + behind;
     return 0;
 }

@@ -89,6 +89,7 @@ struct dlp_policy {
     hs_scratch_t *hs_proto; /* cloned per stream: scratch is per thread */
     pcre2_match_context *mctx;
     uint32_t max_groups;
+    uint32_t max_lookbehind; /* longest PCRE2 lookbehind of any rule */
     uint32_t *ctx_rule;  /* Vectorscan ids >= nrules are context words: their rule */
     uint32_t *ctx_len;   /* and their lengths */
     size_t nctx_words;

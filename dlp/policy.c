@@ -133,6 +133,15 @@ int dlp_sanitize(const dlp_policy *p, const void *buf, size_t len, dlp_result *o
         return -EACCES;
     }
     int kind = strncmp(out->type.encoding, "utf-16", 6) ? 0 : (out->type.encoding[6] == 'l' ? 1 : 2);
+    /* libmagic looks at the first MiB only: what follows must be text too.
+     * A NUL byte past the start of a file classified as 8-bit text (a gzip
+     * stream, UTF-16 appended to ASCII...) is not, and is refused. */
+    if (!kind && !out->type.document && strcmp(out->type.encoding, "binary") != 0 &&
+        memchr(buf, 0, len)) {
+        snprintf(out->reason, sizeof out->reason,
+                 "binary data (NUL bytes) inside a file classified as %s text", out->type.encoding);
+        return -EILSEQ;
+    }
     const uint8_t *text = buf;
     size_t tlen = len;
     uint8_t *decoded = NULL;
@@ -196,6 +205,26 @@ int dlp_sanitize(const dlp_policy *p, const void *buf, size_t len, dlp_result *o
     }
     dlp_stream_free(s);
     free(decoded);
+    if (!rc && kind) {
+        /* A UTF-16 view re-encodes to the original bytes wherever nothing was
+         * masked, so bytes that are not really UTF-16 (ASCII after a BOM,
+         * ASCII appended to UTF-16) would pass through unseen: scan the raw
+         * bytes as well, and refuse the file if they hold any finding. */
+        collect raw = {0};
+        dlp_stream *rs = NULL;
+        int rrc = dlp_stream_new(p, collect_out, collect_finding, &raw, &rs);
+        if (!rrc)
+            rrc = dlp_stream_scan_whole(rs, buf, len);
+        dlp_stream_free(rs);
+        free(raw.out.data);
+        free(raw.f);
+        if (rrc || raw.nf) {
+            rc = rrc ? rrc : -EILSEQ;
+            snprintf(out->reason, sizeof out->reason, "%s",
+                     rrc ? "could not check the raw bytes of a UTF-16 file"
+                         : "text in another encoding inside a UTF-16 file");
+        }
+    }
     if (!rc && kind) {
         uint8_t *enc;
         size_t elen;

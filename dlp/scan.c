@@ -36,7 +36,8 @@
 #define ROUND_MAX (16u << 20)  /* bytes scanned per round at most */
 #define ROUND_MIN (256u << 10) /* buffer at least this much past the hold */
 #define MAX_BUFFER (64u << 20) /* a finding chain longer than this fails closed */
-#define HS_LOOKBEHIND 16       /* bytes before a round Vectorscan sees, for \b */
+#define DFA_ALTS 64            /* shorter matches tried at one start */
+#define DFA_WORKSPACE 4096
 
 typedef struct interval {
     uint32_t rule;
@@ -57,6 +58,7 @@ struct dlp_stream {
     void *ctx;
     hs_scratch_t *scratch;
     pcre2_match_data *md;
+    pcre2_match_data *dfa_md; /* the shorter matches at one start (see confirm) */
 
     uint8_t *buf; /* buf[0] is input offset `base` */
     size_t len, cap;
@@ -164,7 +166,10 @@ static int prefilter(dlp_stream *s, uint64_t L)
 {
     const struct dlp_policy *p = s->p;
     s->niv = 0;
-    uint64_t start = s->from - s->base >= HS_LOOKBEHIND ? s->from - HS_LOOKBEHIND : s->base;
+    /* Vectorscan sees the kept bytes before `from` too, so that a match (or
+     * a rule's prefilter match) starting before the cut but ending after it
+     * is reported: ctx_before covers the longest window and lookbehind. */
+    uint64_t start = s->from - s->base >= p->ctx_before ? s->from - p->ctx_before : s->base;
     s->hs_start = start;
     for (size_t i = 0; i < p->nrules; i++)
         s->open[i] = (interval){(uint32_t)i, 0, 0, 0};
@@ -266,6 +271,48 @@ done:
     return hit;
 }
 
+/* Does the finding [fs, fe) count: validator, allow list, context words. */
+static int accept_finding(const dlp_stream *s, const dlp_rule *r, size_t fs, size_t fe)
+{
+    if (!dlp_validate(r, s->buf + fs, fe - fs) || allowed_value(r, s->buf + fs, fe - fs))
+        return 0;
+    if (!r->nctx)
+        return 1;
+    size_t cs = fs > r->ctx_window ? fs - r->ctx_window : 0;
+    size_t ce = fe + r->ctx_window < s->len ? fe + r->ctx_window : s->len;
+    for (size_t w = 0; w < r->nctx; w++)
+        if (ci_find(s->buf + cs, ce - cs, r->ctx_words[w]))
+            return 1;
+    return 0;
+}
+
+/* The greedy match at `ms` was rejected (say 16 card digits and the " 12" of
+ * an expiry date fail Luhn together): the longest shorter match at the same
+ * start that is accepted, from PCRE2's DFA matcher, which reports every
+ * match length at one start. Rules with a `secret` group are left as they
+ * are (DFA matching has no groups); so are patterns DFA cannot run. Returns
+ * its end, or 0. */
+static size_t shorter_accepted(dlp_stream *s, const dlp_rule *r, PCRE2_SIZE len, PCRE2_SIZE ms,
+                               PCRE2_SIZE me, uint32_t opts)
+{
+    if (r->secret_group)
+        return 0;
+    int ws[DFA_WORKSPACE];
+    int rc = pcre2_dfa_match(r->re, s->buf, len, ms, opts | PCRE2_ANCHORED, s->dfa_md,
+                             s->p->mctx, ws, DFA_WORKSPACE);
+    if (rc == 0)
+        rc = DFA_ALTS; /* more lengths than fit: the longest DFA_ALTS */
+    if (rc <= 0)
+        return 0;
+    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->dfa_md);
+    for (int k = 0; k < rc; k++) {
+        PCRE2_SIZE e = ov[2 * k + 1];
+        if (ov[2 * k] == ms && e > ms && e < me && accept_finding(s, r, ms, e))
+            return e;
+    }
+    return 0;
+}
+
 /* Iterate rule r's PCRE2 matches starting in [is, ie], the subject ending at
  * subj_end (absolute). Shared with examples.c through dlp_confirm(). */
 static int confirm(dlp_stream *s, uint32_t ri, uint64_t is, uint64_t ie, uint64_t subj_end,
@@ -299,13 +346,13 @@ static int confirm(dlp_stream *s, uint32_t ri, uint64_t is, uint64_t ie, uint64_
             fs = ov[2 * r->secret_group];
             fe = ov[2 * r->secret_group + 1];
         }
-        int ok = dlp_validate(r, s->buf + fs, fe - fs) && !allowed_value(r, s->buf + fs, fe - fs);
-        if (ok && r->nctx) {
-            size_t cs = fs > r->ctx_window ? fs - r->ctx_window : 0;
-            size_t ce = fe + r->ctx_window < s->len ? fe + r->ctx_window : s->len;
-            ok = 0;
-            for (size_t w = 0; w < r->nctx && !ok; w++)
-                ok = ci_find(s->buf + cs, ce - cs, r->ctx_words[w]);
+        int ok = accept_finding(s, r, fs, fe);
+        if (!ok && r->validator != VAL_NONE) {
+            size_t e = shorter_accepted(s, r, len, ms, me, opts);
+            if (e) {
+                me = fe = e;
+                ok = 1;
+            }
         }
         if (push_match(s, (match){s->base + ms, s->base + me, s->base + fs, s->base + fe, ri,
                                   (uint8_t)ok}))
@@ -475,7 +522,8 @@ int dlp_stream_new(const dlp_policy *p, dlp_out_fn out, dlp_finding_fn on_findin
     s->hits = calloc(p->nrules + 1, sizeof *s->hits);
     s->open = calloc(p->nrules + 1, sizeof *s->open);
     s->md = pcre2_match_data_create(p->max_groups + 1, NULL);
-    if (!s->counts || !s->hits || !s->open || !s->md ||
+    s->dfa_md = pcre2_match_data_create(DFA_ALTS, NULL);
+    if (!s->counts || !s->hits || !s->open || !s->md || !s->dfa_md ||
         (p->hs && hs_clone_scratch(p->hs_proto, &s->scratch) != HS_SUCCESS)) {
         dlp_stream_free(s);
         return -ENOMEM;
@@ -572,6 +620,8 @@ void dlp_stream_free(dlp_stream *s)
         hs_free_scratch(s->scratch);
     if (s->md)
         pcre2_match_data_free(s->md);
+    if (s->dfa_md)
+        pcre2_match_data_free(s->dfa_md);
     if (!s->borrowed)
         free(s->buf);
     free(s->iv);

@@ -159,6 +159,42 @@ static void test_luhn_and_mask(void **state)
     dlp_policy_free(p);
 }
 
+/* Review: a card followed by an expiry or a street number was one greedy
+ * match that failed Luhn, and nothing shorter was tried. */
+static void test_card_then_digits(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    expect_view(p, "Card: 4111 1111 1111 1111 12/27 CVV\n", "Card: **** **** **** 1111 12/27 CVV\n");
+    expect_view(p, "4111111111111111 12/27\n", "************1111 12/27\n");
+    dlp_policy_free(p);
+}
+
+/* Review: a BOM in front of ASCII made the whole file "UTF-16", scanned as
+ * CJK and served as the original bytes. */
+static void test_bom_before_ascii_denied(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    static const char in[] = "\xff\xfe" "Employee SSN: 123-45-6789 card 4111 1111 1111 1111\n\n";
+    dlp_result r;
+    assert_true(dlp_sanitize(p, in, sizeof in - 1, &r) < 0);
+    assert_null(r.data);
+    dlp_result_free(&r);
+    /* and 8-bit text with binary data after the first MiB is refused */
+    size_t n = (1u << 20) + 64;
+    char *big = malloc(n);
+    memset(big, 'a', n);
+    for (size_t i = 80; i < n; i += 81)
+        big[i] = '\n';
+    big[n - 10] = '\0';
+    assert_true(dlp_sanitize(p, big, n, &r) < 0);
+    assert_null(r.data);
+    dlp_result_free(&r);
+    free(big);
+    dlp_policy_free(p);
+}
+
 static void test_iban(void **state)
 {
     (void)state;
@@ -176,8 +212,8 @@ static void test_ssn_rules(void **state)
     (void)state;
     dlp_policy *p = load("p.yaml");
     expect_view(p, "ssn 123-45-6789\n", "ssn [SSN]\n");
-    expect_view(p, "ssn 000-45-6789 666-45-6789 912-45-6789 123-00-6789 123-45-0000\n",
-                "ssn 000-45-6789 666-45-6789 912-45-6789 123-00-6789 123-45-0000\n");
+    expect_view(p, "ssn 000-45-6789, 666-45-6789, 912-45-6789, 123-00-6789, 123-45-0000\n",
+                "ssn 000-45-6789, 666-45-6789, 912-45-6789, 123-00-6789, 123-45-0000\n");
     dlp_policy_free(p);
 }
 
@@ -704,6 +740,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_luhn_and_mask),
         cmocka_unit_test(test_iban),
+        cmocka_unit_test(test_card_then_digits),
+        cmocka_unit_test(test_bom_before_ascii_denied),
         cmocka_unit_test(test_ssn_rules),
         cmocka_unit_test(test_entropy_secret_group_remove),
         cmocka_unit_test(test_hash_is_keyed_and_stable),
