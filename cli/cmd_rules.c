@@ -89,6 +89,16 @@ int cmd_rules(int argc, char **argv)
         if (!testing) {
             printf("%s: ok (%zu rules, policy %.12s)\n", argv[i], dlp_policy_rule_count(p),
                    dlp_policy_hash(p));
+            for (size_t r = 0; r < dlp_policy_rule_count(p); r++)
+                if (dlp_policy_rule_unbounded(p, r))
+                    printf("%s: warning: rule %s: its pattern has no bounded length and no "
+                           "max-length: matches longer than 4096 bytes are not found whole\n",
+                           argv[i], dlp_policy_rule_id(p, r));
+            for (size_t r = 0; r < dlp_policy_rule_count(p); r++)
+                if (!dlp_policy_rule_prefiltered(p, r))
+                    printf("%s: warning: rule %s: Vectorscan cannot prefilter its pattern; it is "
+                           "checked by PCRE2 over the whole input (slower)\n",
+                           argv[i], dlp_policy_rule_id(p, r));
         } else {
             test_ctx t = {0};
             int failed = dlp_test_examples(p, on_example, &t);

@@ -202,6 +202,8 @@ int key_generate(const char *path)
 
 int parse_size(const char *s, uint64_t *out)
 {
+    if (!isdigit((unsigned char)s[0])) /* strtoull would take "-1" and " 5" */
+        return -EINVAL;
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);

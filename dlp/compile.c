@@ -7,6 +7,7 @@
  * weaker), and `sluice rules lint` says so. */
 #include "dlp/dlp_i.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -59,10 +60,12 @@ static char *loosen(const char *pat)
         if (c == '\\') {
             if (in_class == 1)
                 in_class = 2;
-            if (pat[i + 1] == 'Q' && !in_class)
-                quoted = 1;
+            if (pat[i + 1] == 'Q')
+                quoted = 1; /* \Q...\E is literal, in a class too */
             *o++ = c;
             if (i + 1 < n)
+                *o++ = pat[++i];
+            if (pat[i] == 'c' && i + 1 < n) /* \cX: X is part of the escape */
                 *o++ = pat[++i];
             continue;
         }
@@ -92,13 +95,26 @@ static char *loosen(const char *pat)
             }
             continue;
         }
-        unsigned m, mx;
-        int used = 0;
-        if (c == '{' && sscanf(pat + i, "{%u,%u}%n", &m, &mx, &used) == 2 && used > 0 &&
-            pat[i + (size_t)used - 1] == '}' && mx > m && mx >= LOOSEN_MIN) {
-            o += sprintf(o, "{%u,}", m);
-            i += (size_t)used - 1;
-            continue;
+        /* Exactly {digits,digits}: PCRE2 reads anything else ("{ 1,9}",
+         * "{-2,-1}") as literal text, and so must this. */
+        if (c == '{' && isdigit((unsigned char)pat[i + 1])) {
+            size_t j = i + 1;
+            unsigned long m = 0, mx = 0;
+            while (isdigit((unsigned char)pat[j]) && m < 100000)
+                m = m * 10 + (unsigned long)(pat[j++] - '0');
+            if (pat[j] == ',' && isdigit((unsigned char)pat[j + 1])) {
+                size_t k = j + 1;
+                while (isdigit((unsigned char)pat[k]) && mx < 100000)
+                    mx = mx * 10 + (unsigned long)(pat[k++] - '0');
+                if (pat[k] == '}' && mx > m && mx >= LOOSEN_MIN) {
+                    size_t keep = j - i + 1; /* "{m," */
+                    memcpy(o, pat + i, keep);
+                    o += keep;
+                    *o++ = '}';
+                    i = k;
+                    continue;
+                }
+            }
         }
         *o++ = c;
     }
@@ -122,7 +138,7 @@ static unsigned rule_window(const dlp_rule *r)
         hs_free_compile_error(ce);
     }
     if (w == 0 || w > DLP_MAX_MAX_LENGTH)
-        w = r->max_length ? r->max_length : DLP_DEFAULT_MAX_LENGTH;
+        w = r->max_length ? r->max_length : DLP_DEFAULT_MAX_LENGTH; /* lint warns */
     return w;
 }
 
@@ -213,7 +229,7 @@ static int cache_path(const struct dlp_policy *p, const char *const *exprs, cons
     if (!h)
         return -1;
     const char *ver = hs_version();
-    sha256_update(h, "sluice-hs-cache-2", 18);
+    sha256_update(h, "sluice-hs-cache-3", 18);
     sha256_update(h, ver, strlen(ver) + 1);
     /* A database is compiled for this CPU's features: one built elsewhere
      * (another host sharing the directory, or under valgrind's emulated CPU)

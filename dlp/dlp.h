@@ -68,6 +68,12 @@ const dlp_documents *dlp_policy_documents(const dlp_policy *p);
  * extracted text under the policy. */
 int dlp_policy_extracts(const dlp_policy *p, const char *mime, const void *head, size_t len);
 const char *dlp_policy_rule_id(const dlp_policy *p, size_t i);
+/* 0 when Vectorscan refused rule i's pattern: it is then confirmed by PCRE2
+ * over the whole input (correct, slower). */
+int dlp_policy_rule_prefiltered(const dlp_policy *p, size_t i);
+/* 1 when rule i's pattern has no bounded length and no max-length: matches
+ * are then looked for within DLP_DEFAULT_MAX_LENGTH (4096) bytes only. */
+int dlp_policy_rule_unbounded(const dlp_policy *p, size_t i);
 
 /* ---- content type --------------------------------------------------------- */
 

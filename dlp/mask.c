@@ -42,6 +42,10 @@ static int mask_op(const dlp_action_spec *a, const uint8_t *s, size_t len, dlp_b
         return -ENOMEM;
     uint8_t *o = out->data + start;
     size_t seen = 0;
+    if (alnum == 0) { /* all punctuation: nothing would be hidden otherwise */
+        memset(o, (unsigned char)a->mask_char, len);
+        return 0;
+    }
     for (size_t i = 0; i < len; i++) {
         if (isalnum(s[i])) {
             seen++;

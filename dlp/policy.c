@@ -5,6 +5,7 @@
 #include "extract/extract.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,29 @@ const dlp_documents *dlp_policy_documents(const dlp_policy *p) { return &p->docs
 const char *dlp_policy_path(const dlp_policy *p) { return p->path; }
 uint64_t dlp_policy_max_size(const dlp_policy *p) { return p->max_size; }
 size_t dlp_policy_rule_count(const dlp_policy *p) { return p->nrules; }
+int dlp_policy_rule_prefiltered(const dlp_policy *p, size_t i)
+{
+    return i < p->nrules && p->rules[i].prefiltered;
+}
+
+int dlp_policy_rule_unbounded(const dlp_policy *p, size_t i)
+{
+    if (i >= p->nrules || p->rules[i].max_length)
+        return 0;
+    hs_expr_info_t *info = NULL;
+    hs_compile_error_t *ce = NULL;
+    int unbounded = 1;
+    if (hs_expression_info(p->rules[i].pattern,
+                           (p->rules[i].caseless ? HS_FLAG_CASELESS : 0) | HS_FLAG_PREFILTER, &info,
+                           &ce) == HS_SUCCESS) {
+        unbounded = info->max_width == UINT_MAX || info->max_width > DLP_MAX_MAX_LENGTH;
+        free(info);
+    } else {
+        hs_free_compile_error(ce);
+    }
+    return unbounded;
+}
+
 const char *dlp_policy_rule_id(const dlp_policy *p, size_t i)
 {
     return i < p->nrules ? p->rules[i].id : NULL;

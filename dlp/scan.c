@@ -333,18 +333,28 @@ static int confirm(dlp_stream *s, uint32_t ri, uint64_t is, uint64_t ie, uint64_
             return fail(s, -ERANGE, "rule %s: %s", r->id, (const char *)msg);
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
-        PCRE2_SIZE ms = ov[0], me = ov[1];
+        /* With \K, ov[0] is after the real start; the match consumed input
+         * from its start, which the cut logic must see. */
+        PCRE2_SIZE ms = pcre2_get_startchar(s->md), me = ov[1];
+        if (ov[0] < ms)
+            ms = ov[0];
         if (ms > last)
             break;
         if (me <= ms) { /* empty match: nothing to mask, move on */
             pos = ms + 1;
             continue;
         }
-        PCRE2_SIZE fs = ms, fe = me;
+        PCRE2_SIZE fs = ov[0], fe = me;
         if (r->secret_group && (uint32_t)rc > r->secret_group &&
             ov[2 * r->secret_group] != PCRE2_UNSET && ov[2 * r->secret_group + 1] > ov[2 * r->secret_group]) {
             fs = ov[2 * r->secret_group];
             fe = ov[2 * r->secret_group + 1];
+            /* A group captured inside a lookaround lies outside the match:
+             * the match's span then covers it, so the cut logic sees it. */
+            if (fs < ms)
+                ms = fs;
+            if (fe > me)
+                me = fe;
         }
         int ok = accept_finding(s, r, fs, fe);
         if (!ok && r->validator != VAL_NONE) {
@@ -403,6 +413,8 @@ static int resolve_and_emit(dlp_stream *s, uint64_t C)
             s->counts[s->m[j].rule]++;
         }
         const dlp_rule *r = &p->rules[first->rule];
+        if (gs < s->from) /* its start was already written out: never serve it */
+            return fail(s, -EINVAL, "rule %s: a finding starts before text already served", r->id);
         if (emit(s, gs))
             return fail(s, -ENOMEM, "out of memory");
         if (dlp_apply_action(p, r, s->buf + (gs - s->base), ge - gs, &s->obuf))
@@ -426,6 +438,60 @@ static int resolve_and_emit(dlp_stream *s, uint64_t C)
     return 0;
 }
 
+typedef struct span {
+    uint64_t s, e;
+} span;
+
+static int cmp_span(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    return x->s < y->s ? -1 : x->s > y->s;
+}
+
+/* Move *C back to the largest point <= *C that no match and no context
+ * window spans: sort their spans by start and, with the running maximum of
+ * their ends, take the last start (or *C itself) that nothing before it
+ * crosses. O(n log n) even for long chains of overlapping matches. */
+static int cut_point(dlp_stream *s, uint64_t *C)
+{
+    const struct dlp_policy *p = s->p;
+    size_t n = 0;
+    span *v = malloc((s->nm + s->niv + 1) * sizeof *v);
+    if (!v)
+        return fail(s, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < s->nm; i++)
+        if (s->m[i].s < *C)
+            v[n++] = (span){s->m[i].s, s->m[i].e};
+    /* a context window is searched as a unit: never cut through one */
+    for (size_t i = 0; i < s->niv; i++) {
+        const dlp_rule *r = &p->rules[s->iv[i].rule];
+        if (r->nctx && r->prefiltered && s->iv[i].s < *C)
+            v[n++] = (span){s->iv[i].s, s->iv[i].e};
+    }
+    if (n > 1)
+        qsort(v, n, sizeof *v, cmp_span);
+    uint64_t *maxe = malloc((n + 1) * sizeof *maxe);
+    if (!maxe) {
+        free(v);
+        return fail(s, -ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        maxe[i] = i && maxe[i - 1] > v[i].e ? maxe[i - 1] : v[i].e;
+    uint64_t c = *C;
+    if (n && maxe[n - 1] > c) {
+        c = s->from;
+        for (size_t j = n; j-- > 0;)
+            if (j == 0 || maxe[j - 1] <= v[j].s) {
+                c = v[j].s > s->from ? v[j].s : s->from;
+                break;
+            }
+    }
+    *C = c;
+    free(v);
+    free(maxe);
+    return 0;
+}
+
 /* One round over [from, L). Returns 0 and sets *progress when it emitted. */
 static int scan_round(dlp_stream *s, uint64_t L, int final, int *progress)
 {
@@ -445,21 +511,8 @@ static int scan_round(dlp_stream *s, uint64_t L, int final, int *progress)
     uint64_t C = L;
     if (!final) {
         C = L - s->from > p->hold ? L - p->hold : s->from;
-        for (int changed = 1; changed && C > s->from;) {
-            changed = 0;
-            for (size_t i = 0; i < s->nm; i++)
-                if (s->m[i].s < C && s->m[i].e > C) {
-                    C = s->m[i].s;
-                    changed = 1;
-                }
-            /* a context window is searched as a unit: never cut through one */
-            for (size_t i = 0; i < s->niv; i++)
-                if (p->rules[s->iv[i].rule].nctx && p->rules[s->iv[i].rule].prefiltered &&
-                    s->iv[i].s < C && s->iv[i].e > C) {
-                    C = s->iv[i].s;
-                    changed = 1;
-                }
-        }
+        if ((rc = cut_point(s, &C)))
+            return rc;
         if (C <= s->from)
             return 0;
     }

@@ -59,6 +59,7 @@ static const char *PACK =
     "    action: replace\n"
     "  - id: password\n"
     "    pattern: '(?i)password\\s*[=:]\\s*(?<secret>[^\\s]{6,64})'\n"
+    "    max-length: 128\n"
     "    validator: {name: entropy, min-bits: 2.5}\n"
     "    action: remove\n"
     "  - id: dob\n"
@@ -696,6 +697,50 @@ static void test_rule_prefilter(void **state)
     dlp_policy_free(p);
 }
 
+/* Review: \K, a secret group in a lookaround, a literal brace loosen() once
+ * took for a quantifier, an all-punctuation secret; each masked, whatever
+ * the chunking. */
+static void test_review_patterns(void **state)
+{
+    (void)state;
+    write_file("rv.yaml",
+               "pack: rv\nversion: 1\nrules:\n"
+               "  - id: kk\n    pattern: 'key=\\K[a-z0-9]{20}'\n    max-length: 64\n    action: replace\n"
+               "  - id: ahead\n    pattern: 'pin=(?=(?<secret>[0-9]{6}))'\n    action: replace\n"
+               "  - id: behind\n    pattern: '(?<=(?<secret>[0-9]{6}))=code'\n    action: replace\n"
+               "  - id: lit\n    pattern: 'ref\\{ 1,9\\}=(?<secret>[A-Z]{5})'\n    action: replace\n"
+               "  - id: punct\n    pattern: 'pw:(?<secret>[#%!@]{8})'\n    action: {type: mask}\n",
+               0644);
+    write_file("prv.yaml",
+               "policy: rv\nversion: 1\npacks: [rv.yaml]\ntypes: {allow: ['text/*']}\n", 0644);
+    dlp_policy *p = load("prv.yaml");
+    size_t cap = 64 << 10, n = 0;
+    char *in = malloc(cap);
+    for (int i = 0; n < cap - 200; i++)
+        n += (size_t)sprintf(in + n, "%.*s key=abcdefghij0123456789 pin=%06d %06d=code ref{ 1,9}=ABCDE pw:#%%!@#%%!@\n",
+                             i % 37, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 100000 + i, 200000 + i);
+    char *whole = san(p, in, NULL);
+    assert_null(strstr(whole, "abcdefghij0123456789"));
+    assert_null(strstr(whole, "pin=1"));
+    assert_null(strstr(whole, "2000"));
+    assert_null(strstr(whole, "ABCDE"));
+    assert_null(strstr(whole, "#%!@"));
+    for (size_t k = 1; k < 3000; k += 7) {
+        size_t cut = (k * 7919) % n;
+        char *v = stream_cuts(p, in, n, &cut, 1, k);
+        assert_string_equal(v, whole);
+        free(v);
+    }
+    free(whole);
+    free(in);
+    dlp_policy_free(p);
+    uint64_t v;
+    assert_int_equal(parse_size("-1", &v), -EINVAL);
+    assert_int_equal(parse_size(" 5", &v), -EINVAL);
+    assert_int_equal(parse_size("64M", &v), 0);
+    assert_int_equal(v, 64ull << 20);
+}
+
 /* The compiled-database cache: used when trustworthy, ignored otherwise,
  * and never a different answer. */
 static void test_compile_cache(void **state)
@@ -760,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_examples_runner),
         cmocka_unit_test(test_compile_cache),
         cmocka_unit_test(test_rule_prefilter),
+        cmocka_unit_test(test_review_patterns),
     };
     return cmocka_run_group_tests_name("dlp", tests, setup, teardown);
 }
