@@ -1237,25 +1237,33 @@ static void mount_id_init(void)
     hex_encode(r, sizeof r, g.mount_id);
 }
 
+/* Leave main() before the session exists: libfuse's argument list is ours
+ * to free (LeakSanitizer counts it, and `make sanitize` runs every exit). */
+static int fs_exit(struct fuse_args *args, int code)
+{
+    fuse_opt_free_args(args);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     log_init("sluicefs", LOG_LVL_INFO);
     if (fuse_opt_parse(&args, &g.o, fs_optspec, opt_proc) < 0)
-        return 2;
+        return fs_exit(&args, 2);
     if (g.o.show_help) {
         usage(argv[0]);
-        return 0;
+        return fs_exit(&args, 0);
     }
     if (g.o.show_version) {
         printf("sluicefs %s (libfuse %s)\n", SLUICE_VERSION, fuse_pkgversion());
-        return 0;
+        return fs_exit(&args, 0);
     }
     if (g.o.log_level) {
         enum log_level lvl;
         if (log_parse_level(g.o.log_level, &lvl) < 0) {
             sluice_err("log_level=%s: expected error, warn, info or debug", g.o.log_level);
-            return 2;
+            return fs_exit(&args, 2);
         }
         log_init("sluicefs", lvl);
     }
@@ -1265,40 +1273,40 @@ int main(int argc, char **argv)
         g.o.ledger_key = strdup(getenv("SLUICE_LEDGER_KEY"));
     if (!g.o.source) {
         sluice_err("missing SOURCE and MOUNTPOINT (see --help)");
-        return 2;
+        return fs_exit(&args, 2);
     }
     if (!g.o.policy) {
         sluice_err("no policy: give -o policy=FILE or set SLUICE_POLICY");
-        return 2;
+        return fs_exit(&args, 2);
     }
     if (!g.o.ledger || !g.o.ledger_key) {
         sluice_err("no ledger: give -o ledger=FILE,ledger_key=FILE (every access is recorded)");
-        return 2;
+        return fs_exit(&args, 2);
     }
     uint64_t cache_cap = FS_DEFAULT_CACHE;
     if (g.o.cache_size && parse_size(g.o.cache_size, &cache_cap) < 0) {
         sluice_err("cache_size=%s: not a size", g.o.cache_size);
-        return 2;
+        return fs_exit(&args, 2);
     }
     if (g.o.max_file_size &&
         (parse_size(g.o.max_file_size, &g.max_size_opt) < 0 || g.max_size_opt == 0)) {
         sluice_err("max_file_size=%s: not a size", g.o.max_file_size);
-        return 2;
+        return fs_exit(&args, 2);
     }
 
     struct fuse_cmdline_opts cmd;
     memset(&cmd, 0, sizeof cmd);
     if (fuse_parse_cmdline(&args, &cmd) != 0)
-        return 2;
+        return fs_exit(&args, 2);
     if (!cmd.mountpoint) {
         sluice_err("missing MOUNTPOINT (see --help)");
-        return 2;
+        return fs_exit(&args, 2);
     }
 
     g.rootfd = open(g.o.source, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (g.rootfd < 0) {
         sluice_err("%s: %s", g.o.source, strerror(errno));
-        return 1;
+        return fs_exit(&args, 1);
     }
     if (!realpath(g.o.source, g.source_abs))
         snprintf(g.source_abs, sizeof g.source_abs, "%s", g.o.source);
@@ -1306,7 +1314,7 @@ int main(int argc, char **argv)
     char why[1200];
     if (policy_load(g.o.policy, &g.pol, why, sizeof why) < 0) {
         sluice_err("policy: %s", why);
-        return 1;
+        return fs_exit(&args, 1);
     }
     /* Validate the ledger now, while errors still reach the terminal; it is
      * opened for real after daemonizing (SQLite's locks do not survive fork). */
@@ -1314,24 +1322,24 @@ int main(int argc, char **argv)
         ledger *probe = NULL;
         if (ledger_open(g.o.ledger, g.o.ledger_key, &probe, why, sizeof why) < 0) {
             sluice_err("ledger %s: %s", g.o.ledger, why);
-            return 1;
+            return fs_exit(&args, 1);
         }
         ledger_close(probe);
     }
     if (fs_cache_new(cache_cap, &g.cache) < 0) {
         sluice_err("out of memory");
-        return 1;
+        return fs_exit(&args, 1);
     }
     if (g.o.spill_dir) {
         uint64_t spill_cap = 4ull << 30;
         if (g.o.spill_size && parse_size(g.o.spill_size, &spill_cap) < 0) {
             sluice_err("spill_size=%s: not a size", g.o.spill_size);
-            return 2;
+            return fs_exit(&args, 2);
         }
         int r = fs_cache_spill(g.cache, g.o.spill_dir, spill_cap);
         if (r < 0) {
             sluice_err("spill_dir=%s: %s", g.o.spill_dir, strerror(-r));
-            return 1;
+            return fs_exit(&args, 1);
         }
     }
     pthread_rwlockattr_t ra;
@@ -1345,7 +1353,7 @@ int main(int argc, char **argv)
     struct stat rst;
     if (fstat(g.rootfd, &rst) < 0) {
         sluice_err("%s: %s", g.o.source, strerror(errno));
-        return 1;
+        return fs_exit(&args, 1);
     }
     g.root.dev = rst.st_dev;
     g.root.sino = rst.st_ino;
