@@ -105,6 +105,11 @@ def reader():
             continue
         k = "A" if d == VA else "B" if d == VB else "bad"
         with lock: counts[k] += 1
+# Start from version A: a read before the writer's first swap would
+# otherwise see the previous test's content, current but neither A nor B.
+with open(src + ".w", "wb") as f:
+    f.write(A)
+os.rename(src + ".w", src)
 ts = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(4)]
 for t in ts: t.start()
 for t in ts: t.join()
