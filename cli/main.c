@@ -30,8 +30,7 @@ static void usage(FILE *f)
 
 int cli_bad_option(const char *cmd, char **argv)
 {
-    const char *arg = optind > 0 ? argv[optind - 1] : "?";
-    sluice_err("%s: %s: unknown option or missing value (try 'sluice %s --help')", cmd, arg, cmd);
+    sluice_bad_option(cmd, argv);
     return EXIT_ERROR;
 }
 

@@ -35,6 +35,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 /* A user-facing error on stderr: `<prog>: <what>: <why>`. */
 void sluice_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* After getopt_long() returned '?' or ':' (with opterr = 0): `<prog>: <cmd>:
+ * <arg>: unknown option or missing value (see --help)`; `cmd` may be NULL.
+ * Every program's option errors read the same. */
+void sluice_bad_option(const char *cmd, char *const *argv);
 
 /* ---- hashing (OpenSSL) --------------------------------------------------- */
 #define SHA256_LEN 32

@@ -3,6 +3,7 @@
 #include "common/common.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -64,6 +65,15 @@ void log_msg(enum log_level level, const char *fmt, ...)
             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
             ts.tv_nsec / 1000000, level_names[level], body);
     pthread_mutex_unlock(&g_lock);
+}
+
+void sluice_bad_option(const char *cmd, char *const *argv)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    if (cmd)
+        sluice_err("%s: %s: unknown option or missing value (see --help)", cmd, arg);
+    else
+        sluice_err("%s: unknown option or missing value (see --help)", arg);
 }
 
 void sluice_err(const char *fmt, ...)

@@ -91,6 +91,27 @@ static void grow_pipe(int fd)
         fcntl(fd, F_SETPIPE_SZ, 1 << 20);
 }
 
+/* Open one end of a fifo (the receiver's read end, the sender's write end,
+ * which blocks until a receiver opens the other) and make sure it is one. */
+static int open_fifo(diode_chan *c, const char *path, int mode, char *why, size_t whylen)
+{
+    c->fd = open(path, mode | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (c->fd < 0 || fstat(c->fd, &st) < 0) {
+        int e = errno;
+        snprintf(why, whylen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    if (!S_ISFIFO(st.st_mode)) {
+        snprintf(why, whylen, "%s: not a fifo", path);
+        close(c->fd);
+        c->fd = -1;
+        return -EINVAL;
+    }
+    grow_pipe(c->fd);
+    return 0;
+}
+
 static int check_fd_kind(int fd, int want_acc, char *why, size_t whylen)
 {
     struct stat st;
@@ -133,20 +154,7 @@ int diode_chan_open_recv(const char *spec, int rcvbuf, diode_chan *c, char *why,
             snprintf(why, whylen, "%s: %s", path, strerror(errno));
             return -errno;
         }
-        c->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        struct stat st;
-        if (c->fd < 0 || fstat(c->fd, &st) < 0) {
-            snprintf(why, whylen, "%s: %s", path, strerror(errno));
-            return -errno;
-        }
-        if (!S_ISFIFO(st.st_mode)) {
-            snprintf(why, whylen, "%s: not a fifo", path);
-            close(c->fd);
-            c->fd = -1;
-            return -EINVAL;
-        }
-        grow_pipe(c->fd);
-        return 0;
+        return open_fifo(c, path, O_RDONLY, why, whylen);
     }
     if (strncmp(spec, "udp:", 4) == 0) {
         c->kind = DIODE_CHAN_UDP;
@@ -215,21 +223,8 @@ int diode_chan_open_send(const char *spec, diode_chan *c, char *why, size_t whyl
         const char *path = spec + 5;
         c->kind = DIODE_CHAN_FIFO;
         c->is_stream = 1;
-        /* Blocks until a receiver opens the other end. */
-        c->fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-        struct stat st;
-        if (c->fd < 0 || fstat(c->fd, &st) < 0) {
-            snprintf(why, whylen, "%s: %s", path, strerror(errno));
-            return -errno;
-        }
-        if (!S_ISFIFO(st.st_mode)) {
-            snprintf(why, whylen, "%s: not a fifo", path);
-            close(c->fd);
-            c->fd = -1;
-            return -EINVAL;
-        }
-        grow_pipe(c->fd);
-        return 0;
+
+        return open_fifo(c, path, O_WRONLY, why, whylen);
     }
     if (strncmp(spec, "udp:", 4) == 0) {
         c->kind = DIODE_CHAN_UDP;

@@ -765,8 +765,7 @@ int diode_recv_main(int argc, char **argv)
             break;
         case O_HELP: usage(stdout); return DIODE_EXIT_OK;
         default:
-            sluice_err("%s: %s: unknown option or missing value (see --help)", "recv",
-                       optind > 0 ? argv[optind - 1] : "?");
+            sluice_bad_option("recv", argv);
             return DIODE_EXIT_USAGE;
         }
     }

@@ -995,8 +995,7 @@ int diode_send_main(int argc, char **argv)
             break;
         case O_HELP: usage(stdout); return DIODE_EXIT_OK;
         default:
-            sluice_err("%s: %s: unknown option or missing value (see --help)", "send",
-                       optind > 0 ? argv[optind - 1] : "?");
+            sluice_bad_option("send", argv);
             return DIODE_EXIT_USAGE;
         }
     }

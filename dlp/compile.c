@@ -311,7 +311,6 @@ static int cache_load(struct dlp_policy *p, const char *path, const unsigned *id
         }
         unsigned id = ids[idx];
         p->rules[id < p->nrules ? id : p->ctx_rule[id - p->nrules]].prefiltered = 0;
-        p->any_unfiltered = 1;
     }
     rc = 0;
 out:
@@ -436,7 +435,6 @@ static int compile_hs(struct dlp_policy *p, dlp_error *err)
         }
         hs_free_compile_error(ce);
         p->rules[ids[bad] < n ? ids[bad] : p->ctx_rule[ids[bad] - n]].prefiltered = 0;
-        p->any_unfiltered = 1;
         for (size_t j = 0; j < nall; j++)
             if (alli[j] == ids[bad])
                 bad_list[nbad++] = (uint32_t)j;

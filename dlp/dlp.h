@@ -150,10 +150,6 @@ void dlp_stream_set_round_size(dlp_stream *s, size_t bytes);
 void dlp_stream_free(dlp_stream *s);
 
 /* ---- rule packs' embedded examples (`sluice rules test`) -------------------- */
-typedef struct dlp_example_result {
-    const char *rule_id;
-    int passed, failed;
-} dlp_example_result;
 typedef void (*dlp_example_report_fn)(void *ctx, const char *rule_id, int ok, const char *what);
 /* Runs every must-match / must-not-match example of every rule; returns the
  * number of failed examples (0 = all passed) or a negative error. */

@@ -95,7 +95,6 @@ struct dlp_policy {
     size_t nctx_words;
     size_t hold;       /* bytes held back before a cut: window + context + lookahead */
     size_t ctx_before; /* bytes kept before a cut for lookbehind and context */
-    int any_unfiltered;
 };
 
 /* config.c */

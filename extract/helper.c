@@ -501,8 +501,7 @@ int main(int argc, char **argv)
             else opt.timeout_ms = v > 3600000 ? 3600000 : (unsigned)v;
             break;
         default:
-            sluice_err("%s: unknown option or missing value (see --help)",
-                       optind > 0 ? argv[optind - 1] : "?");
+            sluice_bad_option(NULL, argv);
             return 2;
         }
     }
