@@ -223,7 +223,6 @@ int diode_chan_open_send(const char *spec, diode_chan *c, char *why, size_t whyl
         const char *path = spec + 5;
         c->kind = DIODE_CHAN_FIFO;
         c->is_stream = 1;
-
         return open_fifo(c, path, O_WRONLY, why, whylen);
     }
     if (strncmp(spec, "udp:", 4) == 0) {

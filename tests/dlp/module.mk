@@ -5,7 +5,7 @@ TESTBINS += $(B)/tests/dlp/test_dlp
 
 # libFuzzer targets (clang): the rule/policy parser and the scanner.
 # `make fuzz-dlp FUZZ_SECONDS=60`; seeds in tests/dlp/corpus-*.
-FUZZ_DLP_SRC := $(filter-out dlp/module.mk,$(wildcard dlp/*.c)) common/hash.c common/io.c common/log.c
+FUZZ_DLP_SRC := $(wildcard dlp/*.c) extract/extract.c common/hash.c common/io.c common/log.c
 build-fuzz/fuzz_rules: tests/dlp/fuzz_rules.c $(FUZZ_DLP_SRC) dlp/dlp.h dlp/dlp_i.h
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/dlp/fuzz_rules.c $(FUZZ_DLP_SRC) $(PKG_LIBS) -lm
