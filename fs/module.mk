@@ -5,3 +5,6 @@ $(B)/sluicefs: $(FS_OBJ) $(LEDGER_LIB) $(DLP_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $(FS_OBJ) $(LEDGER_LIB) $(DLP_LIB) $(COMMON_LIB) $(LDLIBS)
 PROGRAMS += $(B)/sluicefs
 MANPAGES += man/sluicefs.8
+# The sandbox lets the daemon execute the installed extraction helper (the
+# same default as extract/extract.c).
+$(B)/fs/sandbox.o: CFLAGS += -DSLUICE_EXTRACT_INSTALLED='"$(PREFIX)/bin/sluice-extract"'
