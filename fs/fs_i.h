@@ -4,7 +4,7 @@
  * Two pieces:
  *  - source.c resolves every path beneath the SOURCE directory with openat2
  *    (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) and reads a regular file once,
- *    whole, under one stable fd. It must never open anything but a regular
+ *    whole or in pieces, under one stable fd. It must never open anything but a regular
  *    file and never touch the source's atime.
  *  - view.c builds the sanitized view of a source file with dlp_sanitize()
  *    and keeps views in a size-capped LRU cache keyed by the source's
@@ -49,6 +49,26 @@ typedef struct fs_source {
 int fs_source_read(int rootfd, const char *rel, uint64_t max, fs_source *out);
 void fs_source_free(fs_source *s);
 
+/* The same stable read in pieces, for files too large to hold twice: open
+ * (same checks and errors as fs_source_read), read front to back, then end,
+ * which says whether what was read is exactly the whole file as it was at
+ * open (0; st becomes the final stat) or the file changed meanwhile
+ * (-EAGAIN: discard everything made from it, try again after
+ * fs_source_settle). end and close both close the fd. */
+#define FS_SOURCE_READ_ATTEMPTS 4
+typedef struct fs_source_stream {
+    int fd;
+    struct stat st; /* at open; at end when unchanged */
+    uint64_t got;
+} fs_source_stream;
+int fs_source_stream_open(int rootfd, const char *rel, uint64_t max, fs_source_stream *s);
+/* Up to len bytes; short only at end of file. Bytes or -errno. */
+ssize_t fs_source_stream_read(fs_source_stream *s, void *buf, size_t len);
+int fs_source_stream_end(fs_source_stream *s);
+void fs_source_stream_close(fs_source_stream *s);
+/* Wait a little before attempt `attempt` (1, 2, ...): let a writer finish. */
+void fs_source_settle(int attempt);
+
 /* The first `len` bytes of a regular file (for classifying a listing under
  * hide_denied without building the whole view). Bytes read or -errno. */
 ssize_t fs_source_head(int rootfd, const char *rel, void *buf, size_t len);
@@ -92,6 +112,7 @@ typedef struct fs_view {
     int status;              /* 0: may be served; negative: refused (the errno-style why) */
     uint8_t *data;           /* the served bytes (NULL when refused or empty) */
     size_t len;
+    size_t map_len;          /* data is an mmap of this length (0: malloc'd) */
     char source_sha256[SHA256_HEX_LEN];
     char served_sha256[SHA256_HEX_LEN];
     char mime[128];
@@ -146,9 +167,21 @@ void fs_view_unref(fs_cache *c, fs_view *v);
  * stay alive until released. */
 void fs_cache_clear(fs_cache *c);
 
+/* Views under construction may take at most about `bytes` of memory
+ * together (a file larger than that is built alone), and at most `builds`
+ * run at once; more wait. Two opens of the same version never build it
+ * twice: the second waits for the first. Defaults: FS_BUILD_MEMORY, twice
+ * the number of processors. */
+#define FS_BUILD_MEMORY (64ull << 20)
+void fs_cache_set_build_limits(fs_cache *c, uint64_t bytes, unsigned builds);
+/* What a build of a source of `size` bytes is charged against that limit. */
+uint64_t fs_build_cost(uint64_t size);
+
 typedef struct fs_cache_stats {
     uint64_t bytes, count, hits, misses, builds, evictions;
     uint64_t spill_bytes, spill_count, spill_hits, spill_bad;
+    uint64_t build_waits;     /* opens that waited for another's build of the same version */
+    uint64_t build_peak;      /* most build memory charged at once */
 } fs_cache_stats;
 void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out);
 

@@ -3,8 +3,8 @@
  * Every path is resolved from the SOURCE directory fd with openat2
  * (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS): `..` and absolute symlinks can
  * never lead outside SOURCE, whatever the kernel-side lookups did before.
- * Content is read whole from one fd opened O_NOATIME and checked unchanged
- * after the read.
+ * Content is read from one fd opened O_NOATIME, whole or front to back in
+ * pieces, and checked unchanged after the read.
  *
  * Must never: open a FIFO, socket or device (they are stat'ed through an
  * O_PATH fd, never opened), write to the source, or return bytes read across a
@@ -21,8 +21,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Attempts at reading a file that keeps changing under us before giving up. */
-#define SOURCE_READ_ATTEMPTS 4
 
 static int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
 {
@@ -80,8 +78,11 @@ static int reopen_for_read(int pathfd)
     return fd < 0 ? -errno : fd;
 }
 
-static int read_once(int rootfd, const char *rel, uint64_t max, fs_source *out)
+/* Open `rel` for one stable read: the same checks as fs_source_read. */
+int fs_source_stream_open(int rootfd, const char *rel, uint64_t max, fs_source_stream *s)
 {
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
     int pfd;
     int r = fs_source_path_fd(rootfd, rel, 1, &pfd);
     if (r < 0)
@@ -108,34 +109,80 @@ static int read_once(int rootfd, const char *rel, uint64_t max, fs_source *out)
     close(pfd);
     if (fd < 0)
         return fd;
-    struct stat st0;
-    if (fstat(fd, &st0) < 0 || !S_ISREG(st0.st_mode) || st0.st_ino != st.st_ino ||
-        st0.st_dev != st.st_dev) {
+    if (fstat(fd, &s->st) < 0 || !S_ISREG(s->st.st_mode) || s->st.st_ino != st.st_ino ||
+        s->st.st_dev != st.st_dev || (uint64_t)s->st.st_size > max) {
         close(fd);
         return -EAGAIN;
     }
-    /* One byte more than the size: a file that grew is seen as changed. */
-    size_t want = (size_t)st0.st_size + 1;
-    uint8_t *buf = malloc(want);
+    /* One pass front to back: let the kernel read ahead generously. */
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    s->fd = fd;
+    return 0;
+}
+
+ssize_t fs_source_stream_read(fs_source_stream *s, void *buf, size_t len)
+{
+    ssize_t n = read_full(s->fd, buf, len);
+    if (n > 0)
+        s->got += (uint64_t)n;
+    return n;
+}
+
+int fs_source_stream_end(fs_source_stream *s)
+{
+    if (s->fd < 0)
+        return -EBADF;
+    /* Past the size read at open there must be nothing: a file that grew
+     * is seen as changed. */
+    uint8_t extra;
+    ssize_t n = s->got == (uint64_t)s->st.st_size ? read_full(s->fd, &extra, 1) : 0;
+    struct stat st1;
+    int r = fstat(s->fd, &st1) < 0 ? -errno : 0;
+    close(s->fd);
+    s->fd = -1;
+    if (n < 0)
+        return (int)n;
+    if (r < 0)
+        return r;
+    if (n > 0 || s->got != (uint64_t)s->st.st_size || !same_file_state(&s->st, &st1))
+        return -EAGAIN;
+    s->st = st1;
+    return 0;
+}
+
+void fs_source_stream_close(fs_source_stream *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+}
+
+static int read_once(int rootfd, const char *rel, uint64_t max, fs_source *out)
+{
+    fs_source_stream s;
+    int r = fs_source_stream_open(rootfd, rel, max, &s);
+    if (r < 0)
+        return r;
+    size_t size = (size_t)s.st.st_size;
+    uint8_t *buf = malloc(size + 1);
     if (buf == NULL) {
-        close(fd);
+        fs_source_stream_close(&s);
         return -ENOMEM;
     }
-    ssize_t n = read_full(fd, buf, want);
-    struct stat st1;
-    int serr = fstat(fd, &st1) < 0 ? -errno : 0;
-    close(fd);
-    if (n < 0 || serr < 0) {
+    ssize_t n = fs_source_stream_read(&s, buf, size);
+    if (n < 0) {
+        fs_source_stream_close(&s);
         free(buf);
-        return n < 0 ? (int)n : serr;
+        return (int)n;
     }
-    if ((size_t)n != (size_t)st0.st_size || !same_file_state(&st0, &st1)) {
+    r = fs_source_stream_end(&s);
+    if (r < 0) {
         free(buf);
-        return -EAGAIN;
+        return r;
     }
     out->data = buf;
     out->len = (size_t)n;
-    out->st = st1;
+    out->st = s.st;
     return 0;
 }
 
@@ -143,12 +190,17 @@ int fs_source_read(int rootfd, const char *rel, uint64_t max, fs_source *out)
 {
     memset(out, 0, sizeof *out);
     int r = -EAGAIN;
-    for (int i = 0; i < SOURCE_READ_ATTEMPTS && r == -EAGAIN; i++) {
+    for (int i = 0; i < FS_SOURCE_READ_ATTEMPTS && r == -EAGAIN; i++) {
         if (i > 0)
-            usleep(1000u << i); /* let a writer finish */
+            fs_source_settle(i);
         r = read_once(rootfd, rel, max, out);
     }
     return r;
+}
+
+void fs_source_settle(int attempt)
+{
+    usleep(1000u << attempt); /* let a writer finish */
 }
 
 void fs_source_free(fs_source *s)

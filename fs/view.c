@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -65,7 +66,20 @@ struct fs_cache {
     fs_view *lru_head, *lru_tail; /* head = most recently used */
     uint64_t cap, bytes, count;
     uint64_t hits, misses, builds, evictions;
+    /* views under construction (see fs_cache_set_build_limits) */
+    pthread_cond_t built;         /* broadcast whenever a build ends */
+    struct inflight *inflight;    /* builds running or waiting for room */
+    uint64_t build_budget, build_used, build_peak, build_waits, next_build_id;
+    unsigned build_max, builds_running;
 };
+
+/* A build in progress (on its builder's stack): opens of the same version
+ * wait for it instead of building the same view again. */
+typedef struct inflight {
+    fs_view_key key;
+    uint64_t id;
+    struct inflight *next;
+} inflight;
 
 static atomic_uint_fast64_t g_view_gen;
 
@@ -107,10 +121,21 @@ int fs_cache_new(uint64_t cap, fs_cache **out)
     if (c == NULL)
         return -ENOMEM;
     pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->built, NULL);
     c->cap = cap;
     c->spill_dirfd = -1;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    fs_cache_set_build_limits(c, FS_BUILD_MEMORY, ncpu > 0 ? 2 * (unsigned)ncpu : 2);
     *out = c;
     return 0;
+}
+
+void fs_cache_set_build_limits(fs_cache *c, uint64_t bytes, unsigned builds)
+{
+    pthread_mutex_lock(&c->lock);
+    c->build_budget = bytes;
+    c->build_max = builds ? builds : 1;
+    pthread_mutex_unlock(&c->lock);
 }
 
 static void view_destroy(fs_view *v)
@@ -120,7 +145,10 @@ static void view_destroy(fs_view *v)
     for (size_t i = 0; i < v->nhits; i++)
         free((char *)v->hits[i].rule_id);
     free(v->hits);
-    free(v->data);
+    if (v->map_len)
+        munmap(v->data, v->map_len);
+    else
+        free(v->data);
     free(v);
 }
 
@@ -207,6 +235,7 @@ void fs_cache_free(fs_cache *c)
             log_warn("msg=\"cannot remove spill directory\" dir=\"%s\" err=\"%s\"", c->spill_path,
                      strerror(errno));
     }
+    pthread_cond_destroy(&c->built);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -347,6 +376,321 @@ oom:
     v->data = NULL;
     v->len = 0;
     return v;
+}
+
+/* ---- streamed builds ----------------------------------------------------------
+ * A large text file is not read whole and then sanitized: it is read front to
+ * back in pieces that are hashed as they arrive and fed to a dlp_stream, whose
+ * output is appended to the view and hashed as it is written. Memory is the
+ * view plus one piece, not the file twice or three times, and no byte is
+ * gone over more often than needed. The engine's stream gives the same bytes
+ * as dlp_sanitize() over the whole input (dlp.h); what dlp_sanitize decides
+ * before it scans (the policy's size limit, the type from the first MiB, NUL
+ * bytes in 8-bit text) is decided here the same way, as `sluice scan` does
+ * (cli/cmd_scan.c), so a view is still exactly what `sluice scan` prints.
+ * UTF-16 and documents need the whole input: they go through dlp_sanitize().
+ *
+ * Pieces are libmagic's window (dlp_classify looks at the first MiB), so the
+ * first piece decides the type exactly as a whole read would. Smaller files
+ * are read whole and go through dlp_sanitize() as before. */
+#define BUILD_CHUNK (1u << 20)
+/* View buffers this large or larger are mappings of their own, with
+ * transparent huge pages asked for: filling a fresh buffer costs a page
+ * fault per 4 KiB otherwise, which measured as much as the engine itself in
+ * a virtual machine; and munmap gives the memory back at once when the view
+ * goes (a heap would keep it). */
+#define VBUF_MAP_MIN (2u << 20)
+
+uint64_t fs_build_cost(uint64_t size)
+{
+    /* whole: source + dlp_sanitize's output and stream buffers; streamed:
+     * one piece + the view (+1/8 for labels) + the engine's round buffer */
+    if (size < BUILD_CHUNK)
+        return 3 * size + (64u << 10);
+    return BUILD_CHUNK + size + size / 8 + (1u << 20);
+}
+
+typedef struct vbuf {
+    uint8_t *data;
+    size_t len, cap;
+    int mapped;
+} vbuf;
+
+static void vbuf_free(vbuf *b)
+{
+    if (b->mapped)
+        munmap(b->data, b->cap);
+    else
+        free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+static int vbuf_reserve(vbuf *b, size_t need)
+{
+    if (need <= b->cap)
+        return 0;
+    size_t ncap = b->cap + b->cap / 2;
+    if (ncap < need)
+        ncap = need;
+    if (ncap < VBUF_MAP_MIN) {
+        uint8_t *n = realloc(b->data, ncap);
+        if (n == NULL)
+            return -ENOMEM;
+        b->data = n;
+        b->cap = ncap;
+        return 0;
+    }
+    ncap = (ncap + VBUF_MAP_MIN - 1) & ~(size_t)(VBUF_MAP_MIN - 1);
+    void *n;
+    if (b->mapped) {
+        n = mremap(b->data, b->cap, ncap, MREMAP_MAYMOVE);
+        if (n == MAP_FAILED)
+            return -ENOMEM;
+    } else {
+        n = mmap(NULL, ncap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (n == MAP_FAILED)
+            return -ENOMEM;
+        madvise(n, ncap, MADV_HUGEPAGE); /* a hint: without THP it is plain memory */
+        if (b->len)
+            memcpy(n, b->data, b->len);
+        free(b->data);
+        b->mapped = 1;
+    }
+    b->data = n;
+    b->cap = ncap;
+    return 0;
+}
+
+/* Hand the bytes to `v`, giving back the unused tail of a mapping. */
+static void vbuf_give(vbuf *b, fs_view *v)
+{
+    if (b->mapped) {
+        const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+        size_t keep = (b->len + pg - 1) & ~(pg - 1);
+        if (keep == 0)
+            keep = pg;
+        if (keep < b->cap && mremap(b->data, b->cap, keep, 0) != MAP_FAILED)
+            b->cap = keep; /* shrinking in place never moves */
+        v->map_len = b->cap;
+    }
+    v->data = b->data;
+    v->len = b->len;
+    memset(b, 0, sizeof *b);
+}
+
+typedef struct builder {
+    vbuf out;
+    sha256_ctx *served;
+} builder;
+
+static int build_out(void *ctx, const void *buf, size_t len)
+{
+    builder *b = ctx;
+    if (len == 0)
+        return 0;
+    int r = vbuf_reserve(&b->out, b->out.len + len);
+    if (r < 0)
+        return r;
+    memcpy(b->out.data + b->out.len, buf, len);
+    b->out.len += len;
+    return sha256_update(b->served, buf, len) < 0 ? -EIO : 0;
+}
+
+/* A refusal as view_build words it for the same dlp_sanitize() outcome. */
+static void view_refuse(fs_view *v, int r, const char *why)
+{
+    v->status = r == -EACCES ? -EACCES : -EIO;
+    snprintf(v->reason, sizeof v->reason, "%s%s", r == -EACCES ? "type denied: " : "could not check: ",
+             why && why[0] ? why : strerror(-r));
+}
+
+static int copy_hits(fs_view *v, const dlp_rule_hits *h, size_t n)
+{
+    if (n == 0)
+        return 0;
+    v->hits = calloc(n, sizeof *v->hits);
+    if (v->hits == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        v->hits[i].rule_id = strdup(h[i].rule_id ? h[i].rule_id : "?");
+        v->hits[i].count = h[i].count;
+        v->nhits = i + 1;
+        if (v->hits[i].rule_id == NULL)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* One attempt at the view of `rel`: 0 with *out (maybe a refusal view),
+ * -EAGAIN when the source changed while read (try again), or the source's
+ * own error (-ENOENT, -EFBIG, -EPERM...). */
+static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel, uint64_t max,
+                             fs_view **out)
+{
+    struct timespec read_at;
+    clock_gettime(CLOCK_REALTIME, &read_at);
+    fs_source_stream ss;
+    int r = fs_source_stream_open(rootfd, rel, max, &ss);
+    if (r < 0)
+        return r;
+    const size_t size = (size_t)ss.st.st_size;
+    if (size < BUILD_CHUNK) { /* small: whole, one dlp_sanitize() */
+        fs_source src = {.data = malloc(size + 1)};
+        if (src.data == NULL) {
+            fs_source_stream_close(&ss);
+            return -ENOMEM;
+        }
+        ssize_t n = fs_source_stream_read(&ss, src.data, size);
+        r = n < 0 ? (int)n : fs_source_stream_end(&ss);
+        if (n < 0)
+            fs_source_stream_close(&ss);
+        if (r < 0) {
+            fs_source_free(&src);
+            return r;
+        }
+        src.len = (size_t)n;
+        src.st = ss.st;
+        fs_view *v = view_build(pol, &src, &read_at);
+        fs_source_free(&src);
+        if (v == NULL)
+            return -ENOMEM;
+        *out = v;
+        return 0;
+    }
+
+    enum { M_REFUSE, M_WHOLE, M_STREAM } mode = M_STREAM;
+    int vr = 0;              /* the engine's verdict so far (dlp_sanitize's return) */
+    char why[200] = "";      /* and its reason */
+    builder b = {0};
+    dlp_stream *ds = NULL;
+    vbuf whole = {0};
+    dlp_type t;
+    memset(&t, 0, sizeof t);
+    uint8_t *chunk = malloc(BUILD_CHUNK);
+    sha256_ctx *sh = sha256_new();
+    b.served = sha256_new();
+    fs_view *v = calloc(1, sizeof *v);
+    if (!chunk || !sh || !b.served || !v) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    ssize_t n = fs_source_stream_read(&ss, chunk, BUILD_CHUNK);
+    if (n < 0) {
+        r = (int)n;
+        goto fail;
+    }
+    if (size > dlp_policy_max_size(pol)) {
+        vr = -EFBIG;
+        snprintf(why, sizeof why, "larger than the policy's limit of %llu bytes",
+                 (unsigned long long)dlp_policy_max_size(pol));
+        mode = M_REFUSE;
+    } else if ((vr = dlp_classify(pol, chunk, (size_t)n, &t)) < 0 || !t.allowed) {
+        vr = vr < 0 ? vr : -EACCES;
+        snprintf(why, sizeof why, "%s", t.reason);
+        mode = M_REFUSE;
+    } else if (strncmp(t.encoding, "utf-16", 6) == 0 || t.document) {
+        mode = M_WHOLE;
+        r = vbuf_reserve(&whole, size + 1);
+    } else {
+        r = vbuf_reserve(&b.out, size + size / 8 + 4096);
+        if (r == 0)
+            r = dlp_stream_new(pol, build_out, NULL, &b, &ds);
+    }
+    if (r < 0)
+        goto fail;
+    const int text8 = strcmp(t.encoding, "binary") != 0;
+    while (n > 0) {
+        if (sha256_update(sh, chunk, (size_t)n) < 0) {
+            r = -EIO;
+            goto fail;
+        }
+        if (mode == M_WHOLE) {
+            if ((r = vbuf_reserve(&whole, whole.len + (size_t)n)) < 0)
+                goto fail;
+            memcpy(whole.data + whole.len, chunk, (size_t)n);
+            whole.len += (size_t)n;
+        } else if (mode == M_STREAM && vr == 0) {
+            if (text8 && memchr(chunk, 0, (size_t)n)) {
+                vr = -EILSEQ;
+                snprintf(why, sizeof why, "binary data (NUL bytes) inside a file classified as %s text",
+                         t.encoding);
+            } else if ((vr = dlp_stream_feed(ds, chunk, (size_t)n)) < 0) {
+                snprintf(why, sizeof why, "%s", dlp_stream_error(ds) ? dlp_stream_error(ds) : "");
+            }
+        }
+        /* after a refusal, read on only for the source's SHA-256 */
+        n = fs_source_stream_read(&ss, chunk, BUILD_CHUNK);
+    }
+    if (n < 0) {
+        r = (int)n;
+        goto fail;
+    }
+    if ((r = fs_source_stream_end(&ss)) < 0)
+        goto fail; /* changed while read: nothing made from it is used */
+    free(chunk);
+    chunk = NULL;
+
+    if (mode == M_WHOLE) {
+        fs_source src = {.data = whole.data, .len = whole.len, .st = ss.st};
+        fs_view *wv = view_build(pol, &src, &read_at);
+        vbuf_free(&whole);
+        sha256_free(sh);
+        sha256_free(b.served);
+        free(v);
+        if (wv == NULL)
+            return -ENOMEM;
+        *out = wv;
+        return 0;
+    }
+    fs_view_key_from_stat(&ss.st, dlp_policy_hash(pol), &v->key);
+    v->racy = is_racy(&ss.st, &read_at);
+    v->gen = atomic_fetch_add(&g_view_gen, 1) + 1;
+    snprintf(v->mime, sizeof v->mime, "%s", t.mime);
+    uint8_t md[SHA256_LEN];
+    r = sha256_final(sh, md);
+    sh = NULL;
+    if (r < 0) {
+        vr = -EIO;
+        snprintf(why, sizeof why, "could not hash the source");
+    } else {
+        hex_encode(md, SHA256_LEN, v->source_sha256);
+    }
+    if (mode == M_STREAM && vr == 0 && (vr = dlp_stream_finish(ds)) < 0)
+        snprintf(why, sizeof why, "%s", dlp_stream_error(ds) ? dlp_stream_error(ds) : "");
+    if (vr == 0) {
+        size_t nh;
+        const dlp_rule_hits *h = dlp_stream_hits(ds, &nh);
+        r = copy_hits(v, h, nh);
+        if (r == 0) {
+            r = sha256_final(b.served, md);
+            b.served = NULL;
+        }
+        if (r < 0) {
+            vr = -ENOMEM;
+            snprintf(why, sizeof why, "out of memory building the view");
+        } else {
+            hex_encode(md, SHA256_LEN, v->served_sha256);
+            vbuf_give(&b.out, v);
+        }
+    }
+    if (vr < 0)
+        view_refuse(v, vr, why);
+    dlp_stream_free(ds);
+    vbuf_free(&b.out);
+    sha256_free(b.served);
+    *out = v;
+    return 0;
+fail:
+    fs_source_stream_close(&ss);
+    free(chunk);
+    sha256_free(sh);
+    sha256_free(b.served);
+    dlp_stream_free(ds);
+    vbuf_free(&b.out);
+    vbuf_free(&whole);
+    if (v)
+        view_destroy(v);
+    return r;
 }
 
 /* ---- spill ------------------------------------------------------------------ */
@@ -569,21 +913,45 @@ static fs_view *spill_in(fs_cache *c, const fs_view_key *k)
     return v;
 }
 
-/* A racy cached view `v` (held) against a fresh read of the source: the
- * same bytes (and identity) keep it, and once the source is old enough it
- * stops being racy. 1: v is good; 0: it is not (the caller builds anew). */
-static int racy_still_good(fs_cache *c, fs_view *v, const fs_source *src, const struct timespec *read_at)
+/* A racy cached view `v` (held) against a fresh read of the source, hashed
+ * in pieces: the same bytes (and identity) keep it, and once the source is
+ * old enough it stops being racy. 1: v is good; 0: it is not (the caller
+ * builds anew); negative: the source cannot be read. */
+static int racy_still_good(fs_cache *c, fs_view *v, int rootfd, const char *rel, uint64_t max)
 {
-    fs_view_key k;
-    fs_view_key_from_stat(&src->st, v->key.policy_hash, &k);
+    struct timespec read_at;
+    clock_gettime(CLOCK_REALTIME, &read_at);
+    fs_source_stream ss;
+    int r = fs_source_stream_open(rootfd, rel, max, &ss);
+    if (r < 0)
+        return r == -EAGAIN ? 0 : r;
+    uint8_t *chunk = malloc(BUILD_CHUNK);
+    sha256_ctx *sh = sha256_new();
+    ssize_t n = chunk && sh ? 1 : -ENOMEM;
+    while (n > 0 && (n = fs_source_stream_read(&ss, chunk, BUILD_CHUNK)) > 0)
+        if (sha256_update(sh, chunk, (size_t)n) < 0)
+            n = -EIO;
+    free(chunk);
+    if (n < 0) {
+        fs_source_stream_close(&ss);
+        sha256_free(sh);
+        return (int)n;
+    }
     uint8_t md[SHA256_LEN];
     char hex[SHA256_HEX_LEN];
-    if (!key_equal(&k, &v->key) || sha256_buf(src->data, src->len, md) < 0)
+    r = fs_source_stream_end(&ss);
+    if (r < 0) {
+        sha256_free(sh);
+        return r == -EAGAIN ? 0 : r;
+    }
+    if (sha256_final(sh, md) < 0)
         return 0;
     hex_encode(md, SHA256_LEN, hex);
-    if (strcmp(hex, v->source_sha256) != 0)
+    fs_view_key k;
+    fs_view_key_from_stat(&ss.st, v->key.policy_hash, &k);
+    if (!key_equal(&k, &v->key) || strcmp(hex, v->source_sha256) != 0)
         return 0;
-    if (!is_racy(&src->st, read_at)) {
+    if (!is_racy(&ss.st, &read_at)) {
         pthread_mutex_lock(&c->lock);
         v->racy = 0;
         pthread_mutex_unlock(&c->lock);
@@ -626,70 +994,130 @@ static int cache_insert(fs_cache *c, fs_view *v, fs_view **out)
     return 0;
 }
 
+static inflight *inflight_find(fs_cache *c, const fs_view_key *k)
+{
+    for (inflight *f = c->inflight; f; f = f->next)
+        if (key_equal(&f->key, k))
+            return f;
+    return NULL;
+}
+
+static int inflight_running(fs_cache *c, uint64_t id)
+{
+    for (inflight *f = c->inflight; f; f = f->next)
+        if (f->id == id)
+            return 1;
+    return 0;
+}
+
+/* Build the view for key `k` (the source as stat'ed just before) and
+ * insert it: one build per version at a time, within the build limits. */
+static int build_and_insert(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel,
+                            uint64_t max, const fs_view_key *k, fs_view **out)
+{
+    inflight me = {.key = *k};
+    const uint64_t cost = fs_build_cost((uint64_t)k->size);
+    pthread_mutex_lock(&c->lock);
+    me.id = ++c->next_build_id;
+    me.next = c->inflight;
+    c->inflight = &me;
+    /* Room: a build larger than the whole budget runs alone. */
+    while ((c->build_used > 0 && c->build_used + cost > c->build_budget) ||
+           c->builds_running >= c->build_max)
+        pthread_cond_wait(&c->built, &c->lock);
+    c->build_used += cost;
+    c->builds_running++;
+    if (c->build_used > c->build_peak)
+        c->build_peak = c->build_used;
+    c->misses++;
+    c->builds++;
+    pthread_mutex_unlock(&c->lock);
+
+    fs_view *v = NULL;
+    int r = -EAGAIN;
+    for (int i = 0; i < FS_SOURCE_READ_ATTEMPTS && r == -EAGAIN; i++) {
+        if (i > 0)
+            fs_source_settle(i);
+        r = view_build_stream(pol, rootfd, rel, max, &v);
+    }
+    if (r == 0) {
+        log_debug("msg=\"view built\" path=\"%s\" view=%llu source_size=%lld size=%zu status=%d racy=%d",
+                  rel, (unsigned long long)v->gen, (long long)v->key.size, v->len, v->status, v->racy);
+        r = cache_insert(c, v, out); /* before the waiters wake: they find it there */
+    }
+    pthread_mutex_lock(&c->lock);
+    for (inflight **pp = &c->inflight; *pp; pp = &(*pp)->next)
+        if (*pp == &me) {
+            *pp = me.next;
+            break;
+        }
+    c->build_used -= cost;
+    c->builds_running--;
+    pthread_cond_broadcast(&c->built);
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
+/* How many times an open waits for other builds of the same version before
+ * building it itself (each wait ends with a finished build). */
+#define BUILD_WAIT_ROUNDS 8
+
 int fs_view_get(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel, uint64_t max,
                 fs_view **out)
 {
     const char *ph = dlp_policy_hash(pol);
-    struct stat st;
-    int r = fs_source_stat(rootfd, rel, &st);
-    if (r < 0)
-        return r;
-    if (S_ISDIR(st.st_mode))
-        return -EISDIR;
-    if (!S_ISREG(st.st_mode))
-        return -EPERM;
-    if ((uint64_t)st.st_size > max)
-        return -EFBIG;
-    fs_view *hit = NULL;
-    if (fs_view_peek(c, &st, ph, &hit) == 0) {
-        int racy;
-        pthread_mutex_lock(&c->lock);
-        racy = hit->racy;
-        pthread_mutex_unlock(&c->lock);
-        if (!racy) {
-            *out = hit;
-            return 0;
+    for (int round = 0;; round++) {
+        struct stat st;
+        int r = fs_source_stat(rootfd, rel, &st);
+        if (r < 0)
+            return r;
+        if (S_ISDIR(st.st_mode))
+            return -EISDIR;
+        if (!S_ISREG(st.st_mode))
+            return -EPERM;
+        if ((uint64_t)st.st_size > max)
+            return -EFBIG;
+        fs_view *hit = NULL;
+        if (fs_view_peek(c, &st, ph, &hit) == 0) {
+            pthread_mutex_lock(&c->lock);
+            const int racy = hit->racy;
+            pthread_mutex_unlock(&c->lock);
+            if (!racy) {
+                *out = hit;
+                return 0;
+            }
+            r = racy_still_good(c, hit, rootfd, rel, max);
+            if (r > 0) {
+                *out = hit;
+                return 0;
+            }
+            fs_view_unref(c, hit);
+            if (r < 0)
+                return r;
         }
-    }
-    if (hit == NULL) {
         fs_view_key k;
         fs_view_key_from_stat(&st, ph, &k);
-        fs_view *sv = spill_in(c, &k);
-        if (sv) {
-            log_debug("msg=\"view from spill\" path=\"%s\" view=%llu size=%zu", rel,
-                      (unsigned long long)sv->gen, sv->len);
-            return cache_insert(c, sv, out);
+        if (hit == NULL) {
+            fs_view *sv = spill_in(c, &k);
+            if (sv) {
+                log_debug("msg=\"view from spill\" path=\"%s\" view=%llu size=%zu", rel,
+                          (unsigned long long)sv->gen, sv->len);
+                return cache_insert(c, sv, out);
+            }
         }
-    }
-
-    struct timespec read_at;
-    clock_gettime(CLOCK_REALTIME, &read_at);
-    fs_source src;
-    r = fs_source_read(rootfd, rel, max, &src);
-    if (r < 0) {
-        fs_view_unref(c, hit);
-        return r;
-    }
-    if (hit) {
-        if (racy_still_good(c, hit, &src, &read_at)) {
-            fs_source_free(&src);
-            *out = hit;
-            return 0;
+        pthread_mutex_lock(&c->lock);
+        inflight *f = round < BUILD_WAIT_ROUNDS ? inflight_find(c, &k) : NULL;
+        if (f == NULL) {
+            pthread_mutex_unlock(&c->lock);
+            return build_and_insert(c, pol, rootfd, rel, max, &k, out);
         }
-        fs_view_unref(c, hit);
+        /* Being built by another open: wait for it, then look again. */
+        const uint64_t id = f->id;
+        c->build_waits++;
+        while (inflight_running(c, id))
+            pthread_cond_wait(&c->built, &c->lock);
+        pthread_mutex_unlock(&c->lock);
     }
-    pthread_mutex_lock(&c->lock);
-    c->misses++;
-    c->builds++;
-    pthread_mutex_unlock(&c->lock);
-    fs_view *v = view_build(pol, &src, &read_at);
-    fs_source_free(&src);
-    if (v == NULL)
-        return -ENOMEM;
-    log_debug("msg=\"view built\" path=\"%s\" view=%llu source_size=%zu size=%zu status=%d racy=%d",
-              rel, (unsigned long long)v->gen, (size_t)src.st.st_size, v->len, v->status, v->racy);
-
-    return cache_insert(c, v, out);
 }
 
 void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out)
@@ -705,5 +1133,7 @@ void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out)
     out->spill_count = c->spill_count;
     out->spill_hits = c->spill_hits;
     out->spill_bad = c->spill_bad;
+    out->build_waits = c->build_waits;
+    out->build_peak = c->build_peak;
     pthread_mutex_unlock(&c->lock);
 }

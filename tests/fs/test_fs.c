@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -225,6 +226,171 @@ static void test_view_refusal_and_eviction(void **state)
     fs_cache_free(c);
 }
 
+/* Write `len` bytes of `buf` to rel. */
+static void put_bytes(const fixture *f, const char *rel, const void *buf, size_t len)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", f->src, rel);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write_full(fd, buf, len), 0);
+    close(fd);
+}
+
+/* ~3 MiB of text with secrets everywhere, one of them across the 1 MiB
+ * boundary where a streamed build cuts its first piece. */
+static char *big_text(size_t *len)
+{
+    const size_t n = 3u << 20;
+    char *t = malloc(n + 64);
+    size_t k = 0;
+    for (int i = 0; k < n; i++)
+        k += (size_t)sprintf(t + k, i % 7 ? "line %d of the report, nothing here\n"
+                                          : "line %d SSN 123-45-6789 tok_0123456789ABCDEF\n", i);
+    const size_t at = (1u << 20) - 5;
+    memcpy(t + at, " 234-56-7890 ", 13);
+    *len = k;
+    return t;
+}
+
+/* A large file's view (built in pieces) is byte for byte what one
+ * dlp_sanitize() call over the whole file gives, with the same hits, and
+ * SHA-256s of exactly the source and the served bytes. */
+static void test_view_large_equals_whole(void **state)
+{
+    fixture *f = *state;
+    size_t len;
+    char *t = big_text(&len);
+    put_bytes(f, "big.txt", t, len);
+    dlp_result res;
+    assert_int_equal(dlp_sanitize(f->pol, t, len, &res), 0);
+    fs_cache *c;
+    assert_int_equal(fs_cache_new(64 << 20, &c), 0);
+    fs_view *v;
+    assert_int_equal(fs_view_get(c, f->pol, f->rootfd, "big.txt", 64 << 20, &v), 0);
+    assert_int_equal(v->status, 0);
+    assert_int_equal(v->len, res.len);
+    assert_memory_equal(v->data, res.data, res.len);
+    assert_true(strstr((char *)res.data, "234-56-7890") == NULL);
+    assert_int_equal(v->nhits, res.nhits);
+    for (size_t i = 0; i < res.nhits; i++) {
+        assert_string_equal(v->hits[i].rule_id, res.hits[i].rule_id);
+        assert_int_equal(v->hits[i].count, res.hits[i].count);
+    }
+    uint8_t md[SHA256_LEN];
+    char hex[SHA256_HEX_LEN];
+    sha256_buf(t, len, md);
+    hex_encode(md, SHA256_LEN, hex);
+    assert_string_equal(v->source_sha256, hex);
+    sha256_buf(res.data, res.len, md);
+    hex_encode(md, SHA256_LEN, hex);
+    assert_string_equal(v->served_sha256, hex);
+    fs_view_unref(c, v);
+    dlp_result_free(&res);
+
+    /* a NUL byte past the first MiB of 8-bit text: refused, as dlp_sanitize does */
+    t[(2u << 20) + 3] = '\0';
+    put_bytes(f, "nul.txt", t, len);
+    assert_int_equal(dlp_sanitize(f->pol, t, len, &res), -EILSEQ);
+    dlp_result_free(&res);
+    assert_int_equal(fs_view_get(c, f->pol, f->rootfd, "nul.txt", 64 << 20, &v), 0);
+    assert_int_equal(v->status, -EIO);
+    assert_null(v->data);
+    assert_true(strstr(v->reason, "NUL bytes") != NULL);
+    assert_true(v->source_sha256[0] != '\0');
+    fs_view_unref(c, v);
+
+    /* a large executable: denied by type */
+    memcpy(t, "\x7f" "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0\x01\0\0\0", 24);
+    put_bytes(f, "prog.txt", t, len);
+    assert_int_equal(fs_view_get(c, f->pol, f->rootfd, "prog.txt", 64 << 20, &v), 0);
+    assert_int_equal(v->status, -EACCES);
+    assert_true(strstr(v->reason, "type denied") != NULL);
+    fs_view_unref(c, v);
+    /* over the size limit given: refused before reading */
+    assert_int_equal(fs_view_get(c, f->pol, f->rootfd, "big.txt", 1 << 20, &v), -EFBIG);
+    free(t);
+    fs_cache_free(c);
+}
+
+/* A large UTF-16 file needs the whole input: it still gets dlp_sanitize's view. */
+static void test_view_large_utf16(void **state)
+{
+    fixture *f = *state;
+    const char *line = "SSN 123-45-6789 and more words on the line\n";
+    const size_t ll = strlen(line), n = (1u << 20) / ll + 100;
+    size_t len = 2 + 2 * ll * n;
+    uint8_t *u = malloc(len);
+    u[0] = 0xFF;
+    u[1] = 0xFE;
+    for (size_t i = 0, k = 2; i < n; i++)
+        for (size_t j = 0; j < ll; j++, k += 2) {
+            u[k] = (uint8_t)line[j];
+            u[k + 1] = 0;
+        }
+    put_bytes(f, "u16.txt", u, len);
+    dlp_result res;
+    assert_int_equal(dlp_sanitize(f->pol, u, len, &res), 0);
+    fs_cache *c;
+    assert_int_equal(fs_cache_new(64 << 20, &c), 0);
+    fs_view *v;
+    assert_int_equal(fs_view_get(c, f->pol, f->rootfd, "u16.txt", 64 << 20, &v), 0);
+    assert_int_equal(v->status, 0);
+    assert_int_equal(v->len, res.len);
+    assert_memory_equal(v->data, res.data, res.len);
+    assert_memory_not_equal(v->data, u, len < v->len ? len : v->len);
+    fs_view_unref(c, v);
+    dlp_result_free(&res);
+    free(u);
+    fs_cache_free(c);
+}
+
+typedef struct getter {
+    fixture *f;
+    fs_cache *c;
+    fs_view *v;
+    int r;
+} getter;
+
+static void *get_big(void *arg)
+{
+    getter *g = arg;
+    g->r = fs_view_get(g->c, g->f->pol, g->f->rootfd, "big.txt", 64 << 20, &g->v);
+    return NULL;
+}
+
+/* Eight opens of the same new version at once build it once; the others
+ * wait and get that view. Build memory stays within its budget. */
+static void test_view_single_build(void **state)
+{
+    fixture *f = *state;
+    size_t len;
+    char *t = big_text(&len);
+    put_bytes(f, "big.txt", t, len);
+    free(t);
+    fs_cache *c;
+    assert_int_equal(fs_cache_new(64 << 20, &c), 0);
+    fs_cache_set_build_limits(c, 1 << 20, 4); /* less than one build: they run alone */
+    getter g[8];
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        g[i] = (getter){.f = f, .c = c};
+        assert_int_equal(pthread_create(&th[i], NULL, get_big, &g[i]), 0);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(g[i].r, 0);
+        assert_ptr_equal(g[i].v, g[0].v);
+        fs_view_unref(c, g[i].v);
+    }
+    fs_cache_stats st;
+    fs_cache_get_stats(c, &st);
+    assert_int_equal(st.builds, 1);
+    assert_int_equal(st.build_peak, fs_build_cost(len));
+    fs_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +398,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_source_read_keeps_atime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_view_cache_hit_and_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_view_refusal_and_eviction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_large_equals_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_large_utf16, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_single_build, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
