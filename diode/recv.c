@@ -3,7 +3,9 @@
  * Reads packets from a receive-only channel, rebuilds blocks, and writes
  * each file's chunks into a staging file; a file is published into the
  * vault only when every chunk arrived, its SHA-256 equals the one in an
- * entry authenticated by HMAC, and its bytes are durable. It never
+ * entry authenticated by HMAC, and its bytes are durable. Three threads: the
+ * main one reads the channel, the decoder checks, writes and hashes, the
+ * publisher flushes and renames. It never
  * transmits, never publishes a partial or unverified file, and never lets
  * hostile input grow memory or open files without bound. */
 #include "diode/diode.h"
@@ -191,7 +193,7 @@ static void session_reset(receiver *r)
     free(r->tab);
     r->tab = NULL;
     r->tabcap = r->nfiles = 0;
-    r->final_end_seen = 0;
+    __atomic_store_n(&r->final_end_seen, 0, __ATOMIC_RELEASE);
 }
 
 /* ---- publication ---- */
@@ -538,8 +540,8 @@ static int on_end(void *ctx, uint64_t session, const diode_end *e)
     publish_flush(r);
     log_info("msg=\"end of pass\" pass=%u passes=%u files=%llu", e->pass, e->passes,
              (unsigned long long)e->files);
-    if (e->pass >= e->passes)
-        r->final_end_seen = 1;
+    if (e->pass >= e->passes) /* read by the reading thread */
+        __atomic_store_n(&r->final_end_seen, 1, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -570,28 +572,181 @@ static uint64_t count_missing(const receiver *r)
     return n;
 }
 
+/* ---- reading and decoding ----
+ * Two stages: the main thread only reads the channel (recvmmsg, or read on
+ * a stream) into a small ring of batch buffers; the decoder thread checks
+ * packets, rebuilds blocks, writes, hashes and hands files to the
+ * publisher. The socket keeps being drained while the decoder waits for
+ * the disk or for the CPU, and the ring bounds the memory between the two
+ * (RECV_RING batches of RECV_BATCH datagrams). */
+#define RECV_RING 6
+#define RECV_BATCH 64
+#define RECV_DGRAM 65536 /* with UDP GRO one datagram buffer may hold several packets */
+
+typedef struct rbatch {
+    uint8_t *buf;                 /* RECV_BATCH * RECV_DGRAM bytes */
+    uint32_t len[RECV_BATCH];     /* datagram lengths (UDP) */
+    uint32_t seg[RECV_BATCH];     /* GRO segment size, 0 when not coalesced */
+    int n;                        /* datagrams; for a stream, -1 and len[0] bytes */
+    int flush;                    /* a stream's sender went away: flush after this */
+} rbatch;
+
+typedef struct rring {
+    rbatch b[RECV_RING];
+    rbatch *free_[RECV_RING], *fill[RECV_RING];
+    size_t nfree, head, nfill;
+    int eof;
+    pthread_mutex_t mu;
+    pthread_cond_t room, work;
+} rring;
+
+static rring g_ring;
+
+static int ring_init(rring *q)
+{
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->room, NULL);
+    pthread_cond_init(&q->work, NULL);
+    for (size_t i = 0; i < RECV_RING; i++) {
+        q->b[i].buf = malloc((size_t)RECV_BATCH * RECV_DGRAM);
+        if (!q->b[i].buf)
+            return -ENOMEM;
+        q->free_[q->nfree++] = &q->b[i];
+    }
+    return 0;
+}
+
+static void ring_free(rring *q)
+{
+    for (size_t i = 0; i < RECV_RING; i++)
+        free(q->b[i].buf);
+}
+
+/* Reader: an empty batch (waits while the decoder holds them all). */
+static rbatch *ring_get(rring *q)
+{
+    pthread_mutex_lock(&q->mu);
+    while (q->nfree == 0)
+        pthread_cond_wait(&q->room, &q->mu);
+    rbatch *b = q->free_[--q->nfree];
+    pthread_mutex_unlock(&q->mu);
+    b->n = 0;
+    b->flush = 0;
+    return b;
+}
+
+static void ring_put(rring *q, rbatch *b)
+{
+    pthread_mutex_lock(&q->mu);
+    q->fill[(q->head + q->nfill) % RECV_RING] = b;
+    q->nfill++;
+    pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* The batch was not used: back to the free list. */
+static void ring_unget(rring *q, rbatch *b)
+{
+    pthread_mutex_lock(&q->mu);
+    q->free_[q->nfree++] = b;
+    pthread_cond_signal(&q->room);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void ring_close(rring *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->eof = 1;
+    pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void decode_batch(receiver *r, const rbatch *b)
+{
+    if (b->n < 0) {
+        diode_rx_stream(r->rx, b->buf, b->len[0]);
+    } else {
+        for (int i = 0; i < b->n; i++) {
+            /* Coalesced datagrams: every one but the last is exactly `seg`
+             * bytes; each is checked as a packet of its own. */
+            const uint8_t *d = b->buf + (size_t)i * RECV_DGRAM;
+            const size_t len = b->len[i], step = b->seg[i] > 0 ? b->seg[i] : len;
+            for (size_t o = 0; o < len; o += step)
+                diode_rx_packet(r->rx, d + o, len - o < step ? len - o : step);
+        }
+    }
+    if (b->flush) {
+        diode_rx_flush(r->rx);
+        publish_flush(r);
+    }
+}
+
+/* Decoder thread: every record callback, file write and publication hand-off
+ * runs here (and the publisher's work in its own thread). */
+static void *decoder(void *arg)
+{
+    receiver *r = arg;
+    rring *q = &g_ring;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        if (q->nfill == 0 && !q->eof) {
+            /* Idle: hand over what waits for publication meanwhile. */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += (long)RECV_BATCH_MS * 1000000;
+            until.tv_sec += until.tv_nsec / 1000000000;
+            until.tv_nsec %= 1000000000;
+            if (pthread_cond_timedwait(&q->work, &q->mu, &until) != 0 && q->nfill == 0) {
+                pthread_mutex_unlock(&q->mu);
+                publish_handoff(r, 0);
+                pthread_mutex_lock(&q->mu);
+            }
+            continue;
+        }
+        if (q->nfill == 0)
+            break; /* end of input, everything decoded */
+        rbatch *b = q->fill[q->head];
+        q->head = (q->head + 1) % RECV_RING;
+        q->nfill--;
+        pthread_mutex_unlock(&q->mu);
+        decode_batch(r, b);
+        publish_maybe(r);
+        pthread_mutex_lock(&q->mu);
+        q->free_[q->nfree++] = b;
+        pthread_cond_signal(&q->room);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+static int final_end_seen(const receiver *r)
+{
+    return __atomic_load_n(&r->final_end_seen, __ATOMIC_ACQUIRE);
+}
+
 static int loop_stream(receiver *r)
 {
-    static uint8_t buf[4 << 20];
     for (;;) {
         struct pollfd p = {.fd = r->ch.fd, .events = POLLIN};
         const int pr = poll(&p, 1, RECV_BATCH_MS);
         if (g_stop)
             return 0;
-        if (pr == 0) {
-            publish_handoff(r, 0);
+        if (pr == 0)
             continue;
-        }
-        const ssize_t n = read(r->ch.fd, buf, sizeof buf);
+        rbatch *b = ring_get(&g_ring);
+        const ssize_t n = read(r->ch.fd, b->buf, (size_t)RECV_BATCH * RECV_DGRAM);
         if (n < 0) {
+            ring_unget(&g_ring, b);
             if (errno == EINTR || errno == EAGAIN)
                 continue;
             sluice_err("%s: %s", r->from, strerror(errno));
             return -errno;
         }
+        b->n = -1;
+        b->len[0] = (uint32_t)n;
         if (n == 0) {
-            diode_rx_flush(r->rx);
-            publish_flush(r);
+            b->flush = 1; /* the decoder drops incomplete blocks, publishes */
+            ring_put(&g_ring, b);
             if (r->ch.kind == DIODE_CHAN_FIFO && !r->once && !g_stop) {
                 /* The sender went away: wait for the next one. */
                 close(r->ch.fd);
@@ -604,19 +759,14 @@ static int loop_stream(receiver *r)
             }
             return 0;
         }
-        diode_rx_stream(r->rx, buf, (size_t)n);
-        publish_maybe(r);
-        if (r->once && r->final_end_seen)
+        ring_put(&g_ring, b);
+        if (r->once && final_end_seen(r))
             return 0;
     }
 }
 
-#define RECV_BATCH 64
 static int loop_udp(receiver *r)
 {
-    /* 64 KiB each: with UDP GRO one buffer may hold several packets of the
-     * same size, which the kernel coalesced (and tells us the size). */
-    static uint8_t bufs[RECV_BATCH][65536];
     struct mmsghdr msgs[RECV_BATCH];
     struct iovec iov[RECV_BATCH];
     /* SO_RXQ_OVFL: the kernel tells how many datagrams it dropped because
@@ -636,22 +786,26 @@ static int loop_udp(receiver *r)
         if (g_stop)
             return 0;
         if (pr == 0) {
-            publish_handoff(r, 0);
             if (r->idle_exit > 0 && now_s() - last > r->idle_exit)
                 return 0;
             if (linger_until > 0)
                 return 0; /* the link went quiet after the last pass */
+            if (r->once && final_end_seen(r))
+                linger_until = now_s() + 1.0;
             continue;
         }
+        rbatch *b = ring_get(&g_ring);
         for (int i = 0; i < RECV_BATCH; i++) {
-            iov[i] = (struct iovec){.iov_base = bufs[i], .iov_len = sizeof bufs[i]};
+            iov[i] = (struct iovec){.iov_base = b->buf + (size_t)i * RECV_DGRAM,
+                                    .iov_len = RECV_DGRAM};
             msgs[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1,
                                                    .msg_control = ctl[i].buf,
                                                    .msg_controllen = sizeof ctl[i].buf}};
         }
         const int n = recvmmsg(r->ch.fd, msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN)
+        if (n <= 0) {
+            ring_unget(&g_ring, b);
+            if (n == 0 || errno == EINTR || errno == EAGAIN)
                 continue;
             sluice_err("%s: %s", r->from, strerror(errno));
             return -errno;
@@ -668,14 +822,12 @@ static int loop_udp(receiver *r)
                     cm->cmsg_len >= CMSG_LEN(sizeof(int)))
                     memcpy(&seg, CMSG_DATA(cm), sizeof(int));
             }
-            /* Coalesced datagrams: every one but the last is exactly `seg`
-             * bytes; each is checked as a packet of its own. */
-            const size_t len = msgs[i].msg_len, step = seg > 0 ? (size_t)seg : len;
-            for (size_t o = 0; o < len; o += step)
-                diode_rx_packet(r->rx, bufs[i] + o, len - o < step ? len - o : step);
+            b->len[i] = msgs[i].msg_len;
+            b->seg[i] = seg > 0 ? (uint32_t)seg : 0;
         }
-        publish_maybe(r);
-        if (r->once && r->final_end_seen) {
+        b->n = n;
+        ring_put(&g_ring, b);
+        if (r->once && final_end_seen(r)) {
             /* Keep the socket bound until the link is quiet (200 ms) or for
              * a second at most: closing it while the last repair packets
              * are in flight would make our kernel answer them with ICMP
@@ -800,7 +952,7 @@ int diode_recv_main(int argc, char **argv)
     pthread_cond_init(&r->pub_cv, NULL);
     const diode_rx_ops ops = {.hello = on_hello, .entry = on_entry, .data = on_data,
                               .end = on_end, .reject = on_reject};
-    if (!r->dctx || !r->pending || !r->pub_items || !r->pub_rc || diode_rx_new(r->key, r->keylen, r->mem_cap, &ops, r, &r->rx) < 0) {
+    if (ring_init(&g_ring) < 0 || !r->dctx || !r->pending || !r->pub_items || !r->pub_rc || diode_rx_new(r->key, r->keylen, r->mem_cap, &ops, r, &r->rx) < 0) {
         sluice_err("recv: out of memory");
         return DIODE_EXIT_ERROR;
     }
@@ -830,9 +982,17 @@ int diode_recv_main(int argc, char **argv)
         return DIODE_EXIT_ERROR;
     }
     r->pub_started = 1;
+    pthread_t dec_thread;
+    if (pthread_create(&dec_thread, NULL, decoder, r) != 0) {
+        sluice_err("recv: cannot start the decoder thread");
+        return DIODE_EXIT_ERROR;
+    }
     log_info("msg=\"receiving\" from=\"%s\" vault=\"%s\" rcvbuf=%d", r->from, r->vault_dir,
              r->ch.rcvbuf);
     const int rc = r->ch.is_stream ? loop_stream(r) : loop_udp(r);
+    /* The decoder finishes what was read, then the rest is flushed here. */
+    ring_close(&g_ring);
+    pthread_join(dec_thread, NULL);
     diode_rx_flush(r->rx);
     publish_flush(r);
     pthread_mutex_lock(&r->pub_mu);
@@ -863,6 +1023,7 @@ int diode_recv_main(int argc, char **argv)
     free(r->pending);
     free(r->pub_items);
     free(r->pub_rc);
+    ring_free(&g_ring);
     if (r->led)
         ledger_close(r->led);
     vault_close(r->v);

@@ -3,8 +3,8 @@
  * Approves each file (regular, readable, size, content type by the policy,
  * optional DLP pre-scan), records the decision with the file's SHA-256 (JSON
  * lines report, ledger) since nothing can come back, then pushes it across
- * the channel: records packed into blocks, erasure-coded, cut into
- * fixed-size packets, paced. It never reads from its channel, never sends a
+ * the channel: records packed into blocks (main thread), erasure-coded, cut
+ * into fixed-size packets, paced and written (the sending thread). It never reads from its channel, never sends a
  * file it did not approve, and never sends bytes other than those it hashed
  * (a file that changes while being sent is reported and left for the
  * receiver to discard). */
@@ -21,6 +21,7 @@
 #include <linux/openat2.h>
 #include <openssl/rand.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,8 @@
 
 #define SEND_INMEM_MAX (64u << 20) /* files up to this are read once, into memory */
 #define SEND_MAX_REFUSE 32
+#define SEND_BUFS 8 /* block buffers shared by the packing and sending stages */
+#define SEND_PROBE 4096 /* bytes compressed to judge a file's first chunk */
 
 typedef struct sent {
     diode_entry e;
@@ -48,6 +51,7 @@ typedef struct sender {
     /* options */
     const char *src, *to, *policy_path, *key_path, *report_path, *ledger_path, *ledger_key;
     int no_policy, watch, prescan, level, progress;
+    int compress_auto; /* compress only while the sending stage has a backlog */
     unsigned repeat;
     double rate_mbit, manifest_every, settle;
     uint64_t max_size;
@@ -67,6 +71,15 @@ typedef struct sender {
     size_t blkcap, off;
     uint32_t chunk;
     uint8_t *blk, *repair, *hdrs;
+    /* The sending stage (worker thread) and the queue of filled blocks. */
+    pthread_t q_thread;
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_work, q_room;
+    uint8_t *q_fill[SEND_BUFS], *q_free[SEND_BUFS];
+    uint64_t q_no[SEND_BUFS];
+    size_t q_head, q_len, q_nfree, backlog;
+    int q_err, q_quit, q_started;
+    uint64_t sent_bytes; /* worker's count, for pacing */
     struct iovec *iov;
     struct mmsghdr *msgs;
     diode_fec *fec;
@@ -162,30 +175,20 @@ static void decide(sender *s, const char *path, int accepted, const char *reason
     }
 }
 
-/* ---- blocks and packets ---- */
+/* ---- blocks and packets ----
+ * Two stages, so that the two halves of the work overlap: the main thread
+ * approves, reads, hashes, compresses and packs records into blocks; a
+ * worker thread erasure-codes each filled block, frames its packets, paces
+ * and writes them. They meet in a small bounded queue of block buffers
+ * (SEND_BUFS of them: memory stays a few blocks whatever the tree). */
 
-static void pace(sender *s)
+/* Worker: FEC, headers, pacing, write. 0 or negative errno. */
+static int send_block(sender *s, uint8_t *blk, uint64_t block_no)
 {
-    if (s->rate_mbit <= 0)
-        return;
-    const double due = s->t0 + (double)s->wire_bytes * 8 / (s->rate_mbit * 1e6);
-    const double ahead = due - now_s();
-    if (ahead > 0.0002) {
-        const struct timespec ts = {.tv_sec = (time_t)ahead,
-                                    .tv_nsec = (long)((ahead - (double)(time_t)ahead) * 1e9)};
-        nanosleep(&ts, NULL);
-    }
-}
-
-static int emit_block(sender *s)
-{
-    if (s->off == 0 || s->chan_error)
-        return s->chan_error ? -EPIPE : 0;
-    memset(s->blk + s->off, 0, s->blkcap - s->off);
     const unsigned n = s->k + s->m;
-    uint8_t *data[DIODE_MAX_K], *rep[DIODE_MAX_M];
+    uint8_t *data[DIODE_MAX_K] = {0}, *rep[DIODE_MAX_M] = {0};
     for (unsigned i = 0; i < s->k; i++)
-        data[i] = s->blk + (size_t)i * s->sym;
+        data[i] = blk + (size_t)i * s->sym;
     for (unsigned i = 0; i < s->m; i++)
         rep[i] = s->repair + (size_t)i * s->sym;
     diode_fec_encode(s->fec, s->sym, data, rep);
@@ -193,14 +196,24 @@ static int emit_block(sender *s)
         uint8_t *sym = i < s->k ? data[i] : rep[i - s->k];
         const diode_hdr h = {.k = (uint16_t)s->k, .m = (uint16_t)s->m, .index = (uint16_t)i,
                              .symbol_size = s->sym, .session = s->session, .seq = s->seq++,
-                             .block = s->block_no, .payload_crc = diode_crc32c(sym, s->sym)};
+                             .block = block_no, .payload_crc = diode_crc32c(sym, s->sym)};
         diode_hdr_encode(&h, s->hdrs + (size_t)i * DIODE_HDR_LEN);
         s->iov[2 * i] = (struct iovec){s->hdrs + (size_t)i * DIODE_HDR_LEN, DIODE_HDR_LEN};
         s->iov[2 * i + 1] = (struct iovec){sym, s->sym};
     }
-    s->block_no++;
-    s->off = 0;
-    pace(s);
+    /* Pacing: each block leaves no earlier than its share of the rate
+     * since the start allows, so a late block is followed by a catch-up
+     * burst (the receiver's socket buffer absorbs it). */
+    if (s->rate_mbit > 0) {
+        const double due = s->t0 + (double)s->sent_bytes * 8 / (s->rate_mbit * 1e6);
+        const double ahead = due - now_s();
+        if (ahead > 0.0002) {
+            const struct timespec ts = {.tv_sec = (time_t)ahead,
+                                        .tv_nsec = (long)((ahead - (double)(time_t)ahead) * 1e9)};
+            nanosleep(&ts, NULL);
+        }
+    }
+    s->sent_bytes += (uint64_t)n * (DIODE_HDR_LEN + s->sym);
     if (s->ch.is_stream) {
         /* writev may write part of the vector: advance through it. */
         struct iovec *v = s->iov;
@@ -211,9 +224,9 @@ static int emit_block(sender *s)
             if (w < 0) {
                 if (errno == EINTR)
                     continue;
-                sluice_err("%s: %s", s->to, strerror(errno));
-                s->chan_error = 1;
-                return -errno;
+                const int e = errno;
+                sluice_err("%s: %s", s->to, strerror(e));
+                return -e;
             }
             while (cnt > 0 && (size_t)w >= v->iov_len) {
                 w -= (ssize_t)v->iov_len;
@@ -225,49 +238,130 @@ static int emit_block(sender *s)
                 v->iov_len -= (size_t)w;
             }
         }
-    } else {
-        /* With UDP GSO one message carries several packets of exactly
-         * gso bytes each (ours are all the same size) and the kernel cuts
-         * them: far less per-packet work on the sending side. */
-    udp_again:;
-        const unsigned per = s->gso ? s->gso_per : 1;
-        unsigned nm = 0;
-        for (unsigned i = 0; i < n; i += per, nm++) {
-            const unsigned cnt = n - i < per ? n - i : per;
-            s->msgs[nm] = (struct mmsghdr){.msg_hdr = {.msg_name = s->ch.addr,
-                                                       .msg_namelen = s->ch.addrlen,
-                                                       .msg_iov = &s->iov[2 * i],
-                                                       .msg_iovlen = 2 * cnt}};
-        }
-        unsigned done = 0;
-        int tries = 0;
-        while (done < nm) {
-            const int r = sendmmsg(s->ch.fd, s->msgs + done, nm - done, 0);
-            if (r < 0) {
-                if ((errno == ENOBUFS || errno == EAGAIN || errno == EINTR) && tries++ < 1000) {
-                    const struct timespec ts = {0, 200000};
-                    nanosleep(&ts, NULL);
-                    continue;
-                }
-                if (errno == ECONNREFUSED) /* an ICMP error from an earlier datagram */
-                    continue;
-                if (s->gso && done == 0 && (errno == EINVAL || errno == EIO || errno == EMSGSIZE)) {
-                    /* GSO cannot cut packets larger than the link's MTU
-                     * (they go as IP fragments): send them one by one. */
-                    const int off = 0;
-                    setsockopt(s->ch.fd, SOL_UDP, UDP_SEGMENT, &off, sizeof off);
-                    s->gso = 0;
-                    log_info("msg=\"UDP GSO not usable on this path; sending packet by packet\"");
-                    goto udp_again;
-                }
-                sluice_err("%s: %s", s->to, strerror(errno));
-                s->chan_error = 1;
-                return -errno;
-            }
-            done += (unsigned)r;
-        }
+        return 0;
     }
-    s->wire_bytes += (uint64_t)n * (DIODE_HDR_LEN + s->sym);
+    /* With UDP GSO one message carries several packets of exactly
+     * gso bytes each (ours are all the same size) and the kernel cuts
+     * them: far less per-packet work on the sending side. */
+udp_again:;
+    const unsigned per = s->gso ? s->gso_per : 1;
+    unsigned nm = 0;
+    for (unsigned i = 0; i < n; i += per, nm++) {
+        const unsigned cnt = n - i < per ? n - i : per;
+        s->msgs[nm] = (struct mmsghdr){.msg_hdr = {.msg_name = s->ch.addr,
+                                                   .msg_namelen = s->ch.addrlen,
+                                                   .msg_iov = &s->iov[2 * i],
+                                                   .msg_iovlen = 2 * cnt}};
+    }
+    unsigned done = 0;
+    int tries = 0;
+    while (done < nm) {
+        const int r = sendmmsg(s->ch.fd, s->msgs + done, nm - done, 0);
+        if (r < 0) {
+            if ((errno == ENOBUFS || errno == EAGAIN || errno == EINTR) && tries++ < 1000) {
+                const struct timespec ts = {0, 200000};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            if (errno == ECONNREFUSED) /* an ICMP error from an earlier datagram */
+                continue;
+            if (s->gso && done == 0 && (errno == EINVAL || errno == EIO || errno == EMSGSIZE)) {
+                /* GSO cannot cut packets larger than the link's MTU
+                 * (they go as IP fragments): send them one by one. */
+                const int off = 0;
+                setsockopt(s->ch.fd, SOL_UDP, UDP_SEGMENT, &off, sizeof off);
+                s->gso = 0;
+                log_info("msg=\"UDP GSO not usable on this path; sending packet by packet\"");
+                goto udp_again;
+            }
+            const int e = errno;
+            sluice_err("%s: %s", s->to, strerror(e));
+            return -e;
+        }
+        done += (unsigned)r;
+    }
+    return 0;
+}
+
+static void *send_worker(void *arg)
+{
+    sender *s = arg;
+    pthread_mutex_lock(&s->q_mu);
+    for (;;) {
+        while (s->q_len == 0 && !s->q_quit)
+            pthread_cond_wait(&s->q_work, &s->q_mu);
+        if (s->q_len == 0)
+            break; /* quit, and nothing left */
+        uint8_t *blk = s->q_fill[s->q_head];
+        const uint64_t no = s->q_no[s->q_head];
+        s->q_head = (s->q_head + 1) % SEND_BUFS;
+        s->q_len--;
+        const int failed = s->q_err != 0;
+        pthread_mutex_unlock(&s->q_mu);
+        /* After a channel error the rest is dropped, not sent. */
+        const int rc = failed ? 0 : send_block(s, blk, no);
+        pthread_mutex_lock(&s->q_mu);
+        if (rc < 0)
+            s->q_err = rc;
+        s->q_free[s->q_nfree++] = blk;
+        pthread_cond_broadcast(&s->q_room);
+    }
+    pthread_mutex_unlock(&s->q_mu);
+    return NULL;
+}
+
+static int send_start(sender *s)
+{
+    pthread_mutex_init(&s->q_mu, NULL);
+    pthread_cond_init(&s->q_work, NULL);
+    pthread_cond_init(&s->q_room, NULL);
+    if (pthread_create(&s->q_thread, NULL, send_worker, s) != 0)
+        return -EAGAIN;
+    s->q_started = 1;
+    return 0;
+}
+
+/* Wait until every queued block is on the channel and stop the worker.
+ * 0, or the worker's channel error. */
+static int send_finish(sender *s)
+{
+    if (!s->q_started)
+        return 0;
+    pthread_mutex_lock(&s->q_mu);
+    s->q_quit = 1;
+    pthread_cond_broadcast(&s->q_work);
+    pthread_mutex_unlock(&s->q_mu);
+    pthread_join(s->q_thread, NULL);
+    s->q_started = 0;
+    return s->q_err;
+}
+
+/* Producer: hand the filled block to the worker and continue in an empty
+ * buffer (waiting for one when the worker is SEND_BUFS-1 blocks behind). */
+static int emit_block(sender *s)
+{
+    if (s->off == 0 || s->chan_error)
+        return s->chan_error ? -EPIPE : 0;
+    memset(s->blk + s->off, 0, s->blkcap - s->off);
+    pthread_mutex_lock(&s->q_mu);
+    const size_t tail = (s->q_head + s->q_len) % SEND_BUFS;
+    s->q_fill[tail] = s->blk;
+    s->q_no[tail] = s->block_no++;
+    s->q_len++;
+    pthread_cond_signal(&s->q_work);
+    /* The worker returns every buffer, even after an error. */
+    while (s->q_nfree == 0)
+        pthread_cond_wait(&s->q_room, &s->q_mu);
+    const int err = s->q_err;
+    s->blk = s->q_free[--s->q_nfree];
+    s->backlog = s->q_len;
+    pthread_mutex_unlock(&s->q_mu);
+    s->off = 0;
+    s->wire_bytes += (uint64_t)(s->k + s->m) * (DIODE_HDR_LEN + s->sym);
+    if (err) {
+        s->chan_error = 1;
+        return err;
+    }
     return 0;
 }
 
@@ -380,13 +474,30 @@ static void progress(sender *s, int final)
 
 /* Send one chunk of a file. *squeeze is cleared when a chunk does not
  * shrink by 3%: the rest of that file (a scan, an archive, media) is sent
- * raw rather than spending CPU on both sides for nothing. */
+ * raw rather than spending CPU on both sides for nothing. With automatic
+ * compression (the UDP default) a chunk is compressed only while the
+ * sending stage has a backlog, that is while the channel, not this thread,
+ * is the bottleneck: compression then costs no time and saves wire bytes;
+ * when the channel waits for data, compressing would only slow it down.
+ * The codec is chosen per chunk and said in each DATA record. */
 static int put_chunk(sender *s, uint64_t id, uint64_t off, const uint8_t *raw, size_t len,
                      int *squeeze)
 {
     diode_data d = {.file_id = id, .offset = off, .raw_len = (uint32_t)len,
                     .codec = DIODE_CODEC_RAW, .payload = raw, .payload_len = len};
-    if (*squeeze && s->level > -100 && len >= 64) {
+    if (*squeeze && s->level > -100 && len >= 64 &&
+        (!s->compress_auto || s->backlog >= SEND_BUFS / 4)) {
+        if (off == 0 && len > 4 * SEND_PROBE) {
+            /* A file's first chunk: a small sample from its middle tells
+             * random-looking data (scans, archives, media) at a fraction of
+             * the cost of compressing the whole chunk in vain. */
+            const size_t z = ZSTD_compressCCtx(s->cctx, s->zbuf, s->zcap, raw + len / 2,
+                                               SEND_PROBE, s->level);
+            if (ZSTD_isError(z) || z > SEND_PROBE - SEND_PROBE / 32) {
+                *squeeze = 0;
+                goto put;
+            }
+        }
         const size_t z = ZSTD_compressCCtx(s->cctx, s->zbuf, s->zcap, raw, len, s->level);
         if (!ZSTD_isError(z) && z < len) {
             d.codec = DIODE_CODEC_ZSTD;
@@ -396,6 +507,7 @@ static int put_chunk(sender *s, uint64_t id, uint64_t off, const uint8_t *raw, s
         if (ZSTD_isError(z) || z > len - len / 32)
             *squeeze = 0;
     }
+put:
     PUT(s, diode_put_data_hdr(s->blk, s->blkcap, &s->off, &d));
     return 0;
 }
@@ -1091,8 +1203,10 @@ int diode_send_main(int argc, char **argv)
         s->sym = (uint32_t)((psize ? psize : 8192) - DIODE_HDR_LEN);
         if (s->rate_mbit < 0)
             s->rate_mbit = 1000;
-        if (s->level == INT_MIN)
+        if (s->level == INT_MIN) {
             s->level = 1;
+            s->compress_auto = 1;
+        }
     }
     if (!s->ch.is_stream) {
         const int seg = (int)(DIODE_HDR_LEN + s->sym);
@@ -1106,10 +1220,25 @@ int diode_send_main(int argc, char **argv)
                    DIODE_MIN_BLOCK, DIODE_MAX_BLOCK);
         return DIODE_EXIT_USAGE;
     }
-    s->chunk = (uint32_t)(s->blkcap - DIODE_REC_HDR - DIODE_DATA_FIXED);
+    /* A quarter of a block per DATA record: a file's first chunk rarely
+     * finds a whole empty block, and a record that does not fit the rest
+     * of the current block sends that rest as padding. With quarter-block
+     * chunks the padding is under a quarter block per file (whole-block
+     * chunks padded about half a block per large file: 15% of the wire on
+     * a tree of mixed documents). */
+    s->chunk = (uint32_t)(s->blkcap / 4 - DIODE_REC_HDR - DIODE_DATA_FIXED);
     if (s->chunk > (1u << 20))
         s->chunk = 1u << 20;
-    s->blk = malloc(s->blkcap);
+    int nomem = 0;
+    for (unsigned i = 0; i < SEND_BUFS; i++) {
+        uint8_t *b = malloc(s->blkcap);
+        if (!b)
+            nomem = 1;
+        else if (!s->blk)
+            s->blk = b;
+        else
+            s->q_free[s->q_nfree++] = b;
+    }
     s->repair = malloc((size_t)(s->m ? s->m : 1) * s->sym);
     s->hdrs = malloc((size_t)(s->k + s->m) * DIODE_HDR_LEN);
     s->iov = calloc((size_t)(s->k + s->m) * 2, sizeof *s->iov);
@@ -1118,7 +1247,7 @@ int diode_send_main(int argc, char **argv)
     s->zbuf = malloc(s->zcap);
     s->rbuf = malloc(s->chunk);
     s->cctx = ZSTD_createCCtx();
-    if (!s->blk || !s->repair || !s->hdrs || !s->iov || !s->msgs || !s->zbuf || !s->rbuf ||
+    if (nomem || !s->blk || !s->repair || !s->hdrs || !s->iov || !s->msgs || !s->zbuf || !s->rbuf ||
         !s->cctx || diode_fec_new(s->k, s->m, &s->fec) < 0) {
         sluice_err("send: out of memory");
         return DIODE_EXIT_ERROR;
@@ -1135,6 +1264,11 @@ int diode_send_main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     if (diode_sandbox_sender(s->ch.fd) < 0) {
         sluice_err("send: cannot install the seccomp filter");
+        return DIODE_EXIT_ERROR;
+    }
+    /* Started after the seccomp filter: the worker inherits it. */
+    if (send_start(s) < 0) {
+        sluice_err("send: cannot start the sending thread");
         return DIODE_EXIT_ERROR;
     }
     log_info("msg=sending session=%s to=\"%s\" k=%u m=%u symbol=%u rate=%.0f", s->session_hex,
@@ -1164,6 +1298,10 @@ int diode_send_main(int argc, char **argv)
     }
     if (s->pass > s->passes)
         s->pass = s->passes;
+    /* Everything queued goes out before the summary and the close. */
+    const int wrc = send_finish(s);
+    if (wrc < 0)
+        s->chan_error = 1;
     progress(s, 1);
     if (s->report) {
         fflush(s->report);

@@ -10,7 +10,17 @@
 # Prints goodput (source bytes / wall time until the receiver is done), how
 # many transfers of each arrived intact, and the ratios. Asserts no timing.
 # Knobs: BENCH_DIODE_MB (1024), BENCH_DIODE_RUNS (3), BENCH_DIODE_RATE
-# (Mbit/s on loopback, 3000), BENCH_DIODE_VETH_RATE (1500).
+# (Mbit/s on loopback, 3000), BENCH_DIODE_VETH_RATE (1500), BENCH_DIODE_BASE
+# (path of an older sluice-diode: every diode transfer is run with it too,
+# side by side, as "... (base)", for before/after figures from one run).
+#
+# Destination trees are moved aside and deleted only when the bench ends: on
+# an ext4 without a journal (these machines), each new inode skips every
+# inode of its group deleted in the last minutes (find_inode_bit ->
+# recently_deleted), so a transfer started right after deleting the previous
+# 9,000-file copy spends most of its CPU allocating inodes. That is the
+# cleanup's cost, not the copy's, and it would fall on whichever program
+# happened to run next.
 set -u
 ROOT=${SLUICE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${SLUICE_BUILD:-$ROOT/build}
@@ -29,6 +39,8 @@ mkdir -p "$WORK"
 cd "$WORK" || exit 1
 # Our own copy: a rebuild of the tree during the bench must not swap binaries.
 cp "$BUILD/sluice-diode" ./sluice-diode || exit 1
+BASE=${BENCH_DIODE_BASE:-}
+if [ -n "$BASE" ]; then cp "$BASE" ./sluice-diode-base || exit 1; fi
 printf '#!/bin/sh\nshift 4; exec "$@"\n' > notime; chmod +x notime
 D=$WORK/sluice-diode
 [ -s key ] || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > key)
@@ -70,24 +82,40 @@ now() { date +%s.%N; }
 gbit() { python3 -c "import sys; print('%.3f' % ($BYTES * 8 / float(sys.argv[1]) / 1e9))" "$1"; }
 median() { awk 'NF' | sort -g | awk '{a[NR]=$1} END{if (NR==0) print "n/a"; else print a[int((NR+1)/2)]}'; }
 intact() { diff -r src "$1" >/dev/null 2>&1; }
-fresh() { rm -rf "$1" "$(dirname "$1")/.$(basename "$1").sluice-staging"; sync; }
+# See the top: old copies go to the trash, emptied when the bench ends.
+mkdir -p trash
+fresh() {
+    [ -e "$1" ] && mv "$1" "trash/$(basename "$1").$(date +%s%N)"
+    rm -rf "$(dirname "$1")/.$(basename "$1").sluice-staging"; sync
+}
+NS_S= NS_R=
+cleanup() {
+    [ -n "$NS_S" ] && ip netns del "$NS_S" 2>/dev/null; [ -n "$NS_R" ] && ip netns del "$NS_R" 2>/dev/null
+    rm -rf "$WORK/trash" "$WORK/udst" "$WORK/cdst" "$WORK/dst" "$WORK/tdst"
+}
+trap cleanup EXIT
+# Diode binaries to compare: this build, and the baseline when given.
+DS=("$D"); DN=("")
+[ -n "$BASE" ] && DS+=("$WORK/sluice-diode-base") && DN+=(" (base)")
 
 declare -A OK GP
 record() { # NAME SECONDS INTACT(0/1)
     OK[$1]=$(( ${OK[$1]:-0} + $3 ))
     [ "$3" = 1 ] && GP[$1]="${GP[$1]:-} $(gbit "$2")"
-    printf '  %-22s run: %6.2f s  %s Gbit/s  %s\n' "$1" "$2" "$(gbit "$2")" "$([ "$3" = 1 ] && echo intact || echo BROKEN)"
+    printf '  %-27s run: %6.2f s  %s Gbit/s  %s\n' "$1" "$2" "$(gbit "$2")" "$([ "$3" = 1 ] && echo intact || echo BROKEN)"
 }
 
 # ---- 1. local channel vs tar | tar
 for run in $(seq "$RUNS"); do
-    fresh "$WORK/dst"
-    t0=$(now)
-    "$D" send --no-policy --key key src --to fd:3 3>&1 2>/dev/null |
-        "$D" recv --from fd:0 --vault "$WORK/dst" --key key 2>/dev/null
-    t1=$(now)
-    intact dst && ok=1 || ok=0
-    record "diode fd:" "$(echo "$t1 - $t0" | bc)" $ok
+    for i in "${!DS[@]}"; do
+        fresh "$WORK/dst"
+        t0=$(now)
+        "${DS[$i]}" send --no-policy --key key src --to fd:3 3>&1 2>/dev/null |
+            "${DS[$i]}" recv --from fd:0 --vault "$WORK/dst" --key key 2>/dev/null
+        t1=$(now)
+        intact dst && ok=1 || ok=0
+        record "diode fd:${DN[$i]}" "$(echo "$t1 - $t0" | bc)" $ok
+    done
     fresh "$WORK/tdst"; mkdir tdst
     t0=$(now)
     tar c -C src . | tar x -C tdst && sync
@@ -95,12 +123,11 @@ for run in $(seq "$RUNS"); do
     intact tdst && ok=1 || ok=0
     record "tar c | tar x + sync" "$(echo "$t1 - $t0" | bc)" $ok
 done
-rm -rf tdst
 
 # ---- UDP helpers. diode_udp NAME NS_SEND NS_RECV ADDR RATE
 nsx() { if [ -n "$1" ]; then shift; ip netns exec "$NSX" "$@"; else shift; "$@"; fi; }
-diode_udp() {
-    local name=$1 nss=$2 nsr=$3 addr=$4 rate=$5
+diode_udp() { # NAME NS_SEND NS_RECV ADDR RATE [BINARY]
+    local name=$1 nss=$2 nsr=$3 addr=$4 rate=$5 D=${6:-$D}
     fresh "$WORK/udst"
     NSX=$nsr nsx "$nsr" $TIMEX -o ucpu.recv -f "%U %S" timeout $TMO "$D" recv \
         --from "udp:$addr:47400" --vault "$WORK/udst" --key key --once --idle-exit 30 2>urecv.err &
@@ -145,15 +172,15 @@ udpcast_udp() { # NAME NS_SEND NS_RECV IFACE_S IFACE_R RATE [EXTRA OPTION...]
 
 # ---- 2. loopback
 for run in $(seq "$RUNS"); do
-    diode_udp "diode udp loopback" "" "" 127.0.0.1 "$RATE"
+    for i in "${!DS[@]}"; do
+        diode_udp "diode udp loopback${DN[$i]}" "" "" 127.0.0.1 "$RATE" "${DS[$i]}"
+    done
     udpcast_udp "udpcast loopback" "" "" lo lo "$CRATE"
 done
 
 # ---- 3. veth pair with 2% random loss on the receiving side
 id=$$
 NS_S=sdb-s-$id NS_R=sdb-r-$id VS=sdb${id}s VR=sdb${id}r NET=10.231.$((id % 250 + 1)).
-cleanup() { ip netns del "$NS_S" 2>/dev/null; ip netns del "$NS_R" 2>/dev/null; rm -rf "$WORK/udst" "$WORK/cdst" "$WORK/dst"; }
-trap cleanup EXIT
 if ip netns add "$NS_S" 2>/dev/null && ip netns add "$NS_R"; then
     ip link add "$VS" netns "$NS_S" type veth peer name "$VR" netns "$NS_R"
     for ns in "$NS_S" "$NS_R"; do ip -n "$ns" link set lo up; done
@@ -163,7 +190,9 @@ if ip netns add "$NS_S" 2>/dev/null && ip netns add "$NS_R"; then
     ip -n "$NS_S" route add 224.0.0.0/4 dev "$VS"; ip -n "$NS_R" route add 224.0.0.0/4 dev "$VR"
     ip netns exec "$NS_R" iptables -A INPUT -i "$VR" -p udp -m statistic --mode random --probability 0.02 -j DROP
     for run in $(seq "$RUNS"); do
-        diode_udp "diode veth 2% loss" "$NS_S" "$NS_R" "${NET}2" "$VRATE"
+        for i in "${!DS[@]}"; do
+            diode_udp "diode veth 2% loss${DN[$i]}" "$NS_S" "$NS_R" "${NET}2" "$VRATE" "${DS[$i]}"
+        done
         udpcast_udp "udpcast veth 2% loss" "$NS_S" "$NS_R" "$VS" "$VR" "$CVRATE" \
             --mcast-rdv-address 239.1.1.1
     done
@@ -174,10 +203,12 @@ fi
 
 # ---- summary
 echo
-printf '%-24s %8s %16s\n' "transfer" "intact" "goodput Gbit/s"
-for n in "diode fd:" "tar c | tar x + sync" "diode udp loopback" "udpcast loopback" "diode veth 2% loss" "udpcast veth 2% loss"; do
+printf '%-27s %8s %16s\n' "transfer" "intact" "goodput Gbit/s"
+for n in "diode fd:" "diode fd: (base)" "tar c | tar x + sync" "diode udp loopback" \
+         "diode udp loopback (base)" "udpcast loopback" "diode veth 2% loss" \
+         "diode veth 2% loss (base)" "udpcast veth 2% loss"; do
     [ -n "${OK[$n]+x}" ] || continue
-    printf '%-24s %5s/%-3s %12s\n' "$n" "${OK[$n]}" "$RUNS" "$(echo ${GP[$n]:-} | tr ' ' '\n' | median)"
+    printf '%-27s %5s/%-3s %12s\n' "$n" "${OK[$n]}" "$RUNS" "$(echo ${GP[$n]:-} | tr ' ' '\n' | median)"
 done
 ratio() { # A B
     local a b; a=$(echo ${GP[$1]:-} | tr ' ' '\n' | median); b=$(echo ${GP[$2]:-} | tr ' ' '\n' | median)
@@ -187,4 +218,9 @@ ratio() { # A B
 echo "ratio diode fd: / tar|tar (target >= 0.8):          $(ratio "diode fd:" "tar c | tar x + sync")"
 echo "ratio diode / udpcast, loopback:                     $(ratio "diode udp loopback" "udpcast loopback")"
 echo "ratio diode / udpcast, veth 2% loss:                 $(ratio "diode veth 2% loss" "udpcast veth 2% loss")"
+if [ -n "$BASE" ]; then
+    echo "ratio diode / base, fd:                            $(ratio "diode fd:" "diode fd: (base)")"
+    echo "ratio diode / base, loopback:                      $(ratio "diode udp loopback" "diode udp loopback (base)")"
+    echo "ratio diode / base, veth 2% loss:                  $(ratio "diode veth 2% loss" "diode veth 2% loss (base)")"
+fi
 echo "diode udp loopback goodput (target >= 2 Gbit/s, FEC 32:8 on): $(echo ${GP["diode udp loopback"]:-} | tr ' ' '\n' | median)"
