@@ -195,6 +195,23 @@ void diode_chan_close(diode_chan *c);
 int diode_sandbox_receiver(int chan_fd);
 int diode_sandbox_sender(int chan_fd);
 
+/* Full confinement of one side, once set up (diode/sandbox.c): drop to
+ * `user` when given, Landlock to the paths below (NULL: none), then a
+ * seccomp allowlist with the direction rules above. 0 or negative; on
+ * error the caller must stop. The sender reads `source` and may append to
+ * `report`; the receiver reads and writes `vault` and `staging` (NULL: the
+ * vault's default). Both write the directory of `ledger`, read `key`, and
+ * may open their `channel` spec's fifo again (its direction only). */
+typedef struct diode_sandbox_paths {
+    const char *source, *report;  /* sender */
+    const char *vault, *staging;  /* receiver */
+    const char *ledger, *key;     /* both */
+    const char *channel;          /* both: the --to / --from spec */
+    const char *user;             /* both: unprivileged user, or NULL */
+} diode_sandbox_paths;
+int diode_confine_sender(int chan_fd, const diode_sandbox_paths *p);
+int diode_confine_receiver(int chan_fd, const diode_sandbox_paths *p);
+
 /* ---- the vault ----------------------------------------------------------------
  * Publication into the directory tree that sluicefs serves. A staging
  * directory on the same filesystem holds files being received; a file

@@ -29,3 +29,7 @@ fuzz-diode: build-fuzz/fuzz_frame
 	build-fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -max_len=300000 \
 	    build-fuzz/corpus-diode tests/diode/corpus
 fuzz: fuzz-diode
+
+# The sender may execute the installed extraction helper (extract/extract.c's
+# default) once confined.
+$(B)/diode/sandbox.o: CFLAGS += -DSLUICE_EXTRACT_INSTALLED='"$(PREFIX)/bin/sluice-extract"'
