@@ -40,6 +40,19 @@ void sluice_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * Every program's option errors read the same. */
 void sluice_bad_option(const char *cmd, char *const *argv);
 
+/* Sanitizer builds only (no-ops otherwise; common/log.c): init sends
+ * UBSan's reports where UBSAN_OPTIONS's log_path says (log_init calls it);
+ * keep_reports opens this process's report files now, before confinement
+ * would refuse creating them: call it just before confining, in each
+ * process that confines itself, with leaks_checkable = 0 when the
+ * confinement stops LeakSanitizer from working at exit (its check is then
+ * skipped, and that is said on stderr). */
+void sluice_sanitizer_init(void);
+void sluice_sanitizer_keep_reports(int leaks_checkable);
+/* A line in this process's sanitizer report file (a failure for tests/run),
+ * for an error a sanitizer saw elsewhere: a helper process's. */
+void sluice_sanitizer_report(const char *what);
+
 /* ---- hashing (OpenSSL) --------------------------------------------------- */
 #define SHA256_LEN 32
 #define SHA256_HEX_LEN 65 /* 64 hex digits and a NUL */

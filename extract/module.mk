@@ -40,7 +40,7 @@ $(EXTRACT_BIN): $(B)/extract/helper.o $(EXTRACT_CORE) $(EXTRACT_LIB) $(COMMON_LI
 # first byte picks the format and drop_metadata. `make fuzz-extract FUZZ_SECONDS=60`.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
-FUZZ_EXTRACT_SRC := tests/extract/fuzz_extract.c $(EXTRACT_CORE_SRC) extract/extract.c
+FUZZ_EXTRACT_SRC := tests/extract/fuzz_extract.c $(EXTRACT_CORE_SRC) extract/extract.c common/log.c
 build-fuzz/fuzz_extract: $(FUZZ_EXTRACT_SRC) extract/extract.h extract/extract_i.h
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) -g -O1 -std=c17 -D_GNU_SOURCE -I. $(EXTRACT_PKG_CFLAGS) \
