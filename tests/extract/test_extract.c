@@ -485,6 +485,49 @@ static void test_confined_caller(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* Without a pidfd (pidfd_open refused: EMFILE, a kernel before 5.3,
+ * valgrind) a helper that closes its output and then hangs is still killed
+ * at the deadline, and a helper that answers is still heard. In a child
+ * whose seccomp filter makes pidfd_open fail with ENOSYS. */
+static void test_exit_watch_without_pidfd(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        scmp_filter_ctx f = seccomp_init(SCMP_ACT_ALLOW);
+        int bad = f == NULL || seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(pidfd_open), 0) ||
+                  seccomp_load(f);
+        seccomp_release(f);
+        if (bad)
+            _exit(3);
+        char path[512];
+        snprintf(path, sizeof path, "%s/fake-helper-nopidfd", tmpdir);
+        FILE *fp = fopen(path, "w");
+        if (!fp)
+            _exit(4);
+        fputs("#!/bin/sh\nexec >&-; exec sleep 30\n", fp);
+        fclose(fp);
+        chmod(path, 0755);
+        setenv("SLUICE_EXTRACT", path, 1);
+        setenv("SLUICE_EXTRACT_SPAWN", "1", 1);
+        extract_options quick = { .timeout_ms = 300 };
+        extract_result r;
+        int rc = extract_text("<p>x</p>", 8, "text/html", &quick, &r);
+        const int hung_killed = rc == -ETIMEDOUT && r.text == NULL && strstr(r.reason, "timeout");
+        extract_result_free(&r);
+        setenv("SLUICE_EXTRACT", helper, 1); /* the real helper, still spawned */
+        rc = extract_text("<p>no pidfd N-3</p>", 19, "text/html", NULL, &r);
+        const int answered = rc == 0 && r.text && strstr(r.text, "N-3");
+        extract_result_free(&r);
+        _exit(hung_killed ? (answered ? 0 : 6) : 5);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 /* ---- many threads at once (sluicefs is multithreaded) ------------------------------ */
 static void *worker(void *arg)
 {
@@ -601,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_server_restart),
         cmocka_unit_test(test_server_timeout),
         cmocka_unit_test(test_confined_caller),
+        cmocka_unit_test(test_exit_watch_without_pidfd),
         cmocka_unit_test(test_clean_utf8),
         cmocka_unit_test(test_output_limit_inprocess),
         cmocka_unit_test(test_xml_walk),
