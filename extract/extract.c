@@ -125,8 +125,10 @@ static int helper_path(char *buf, size_t n)
 {
     const char *env = secure_getenv("SLUICE_EXTRACT");
     if (env && *env) {
+        /* Checked here, not left to posix_spawn: where it is emulated with
+         * fork (valgrind), a failed exec is only an exit status 127. */
         snprintf(buf, n, "%s", env);
-        return 0;
+        return access(buf, X_OK) == 0 ? 0 : -ENOENT;
     }
     char self[PATH_MAX];
     ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
