@@ -444,9 +444,13 @@ static int seccomp_apply(int chan_fd, int sender)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
                               SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)prctl_ok[i]));
 #ifdef DIODE_SANITIZED
-    /* LeakSanitizer stops the world with ptrace at exit. */
+    /* Sanitizer builds only (`make sanitize`): LeakSanitizer stops the
+     * world at exit with ptrace from a clone that sets itself up with prctl
+     * (PR_SET_PTRACER, PR_SET_PDEATHSIG, PR_SET_DUMPABLE). */
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ptrace), 0);
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 0);
 #endif
     /* isatty() (progress output) */
     if (rc == 0)

@@ -184,9 +184,12 @@ static int confine(const extract_options *opt)
         rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
                               SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)prctl_ok[i]));
 #ifdef EXTRACT_SANITIZED
-    /* The sanitizers' runtime: LeakSanitizer stops the world with ptrace. */
+    /* The sanitizers' runtime: LeakSanitizer stops the world with ptrace
+     * from a clone that sets itself up with prctl. */
     if (!rc)
         rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(ptrace), 0);
+    if (!rc)
+        rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 0);
 #endif
     if (!rc)
         rc = seccomp_load(f);

@@ -93,6 +93,11 @@ void fs_unmount_helper_run(fs_unmount_helper *h);
  * change the file system only beneath `rw_paths` (directories or files).
  * *abi gets the kernel's Landlock ABI (0: none). 0, -EOPNOTSUPP, or -errno. */
 int fs_sandbox_apply(const char *const *rw_paths, size_t n, int *abi);
+/* The same, switching to `user` (NULL: stay) after the Landlock rules are
+ * built and before they and the seccomp filter are applied. */
+int fs_sandbox_apply_user(const char *const *rw_paths, size_t n, const char *user, int *abi);
+/* Switch to `user` and its group for good (no way back). 0 or -errno. */
+int fs_sandbox_drop_user(const char *user);
 
 /* ---- view.c --------------------------------------------------------------- */
 

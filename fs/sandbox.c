@@ -39,7 +39,9 @@
 #include <limits.h>
 #include <link.h>
 #include <linux/landlock.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <spawn.h>
@@ -233,8 +235,11 @@ static int find_interp(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
-static int landlock_apply(const char *const *rw_paths, size_t n, long abi)
+/* Build the ruleset (*rfd_out) now, while every path is reachable by the
+ * user that mounted; it is applied after the user change. */
+static int landlock_prepare(const char *const *rw_paths, size_t n, long abi, int *rfd_out)
 {
+    *rfd_out = -1;
     /* Everything that changes the file system, and execution; reads stay
      * as they are (policy reloads read packs from anywhere). */
     uint64_t handled = LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |
@@ -273,9 +278,18 @@ static int landlock_apply(const char *const *rw_paths, size_t n, long abi)
         r = ll_allow(rfd, helper, LANDLOCK_ACCESS_FS_EXECUTE, 1);
     if (r == 0 && interp[0])
         r = ll_allow(rfd, interp, LANDLOCK_ACCESS_FS_EXECUTE, 1);
-    if (r == 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        r = -errno;
-    if (r == 0 && syscall(SYS_landlock_restrict_self, rfd, 0) < 0)
+    if (r < 0) {
+        close(rfd);
+        return r;
+    }
+    *rfd_out = rfd;
+    return 0;
+}
+
+static int landlock_restrict(int rfd)
+{
+    int r = 0;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || syscall(SYS_landlock_restrict_self, rfd, 0) < 0)
         r = -errno;
     close(rfd);
     return r;
@@ -374,10 +388,13 @@ static int seccomp_apply(void)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
                               SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)FUSE_DEV_IOC_CLONE_NR));
 #ifdef FS_SANITIZED
-    /* LeakSanitizer stops the world with ptrace at exit (sanitizer builds
-     * only: `make sanitize`). */
+    /* Sanitizer builds only (`make sanitize`): LeakSanitizer stops the
+     * world at exit with ptrace from a clone that sets itself up with prctl
+     * (PR_SET_PTRACER, PR_SET_PDEATHSIG, PR_SET_DUMPABLE). */
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ptrace), 0);
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 0);
 #endif
     /* clone3's flags sit behind a pointer seccomp cannot read: ENOSYS makes
      * glibc use clone, whose flags are plain arguments. */
@@ -437,25 +454,62 @@ static void probe_run(const char *phase, const char *path)
     probe_log(phase, "exec-other", e);
 }
 
-int fs_sandbox_apply(const char *const *rw_paths, size_t n, int *abi_out)
+int fs_sandbox_drop_user(const char *user)
+{
+    if (!user || !*user)
+        return 0;
+    const struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        log_error("msg=\"cannot change user: no such user\" user=\"%s\"", user);
+        return -ENOENT;
+    }
+    const uid_t uid = pw->pw_uid;
+    const gid_t gid = pw->pw_gid;
+    /* Group first (setgid needs the privilege setuid gives up), supplementary
+     * groups dropped; saved ids too, so nothing can switch back. */
+    if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+        const int e = errno;
+        log_error("msg=\"cannot change user\" user=\"%s\" err=\"%s\"", user, strerror(e));
+        return -e;
+    }
+    if (uid != 0 && (setresuid(0, 0, 0) == 0 || geteuid() == 0))
+        return -EPERM;
+    log_info("msg=\"running as\" user=\"%s\" uid=%u gid=%u", user, (unsigned)uid, (unsigned)gid);
+    return 0;
+}
+
+int fs_sandbox_apply_user(const char *const *rw_paths, size_t n, const char *user, int *abi_out)
 {
     const char *probe = secure_getenv("SLUICE_TEST_PROBE");
     if (probe && *probe)
         probe_run("before", probe);
     long abi = ll_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
     *abi_out = abi < 0 ? 0 : (int)abi;
-    int r = abi >= 1 ? landlock_apply(rw_paths, n, abi) : -EOPNOTSUPP;
+    int rfd = -1;
+    int r = abi >= 1 ? landlock_prepare(rw_paths, n, abi, &rfd) : -EOPNOTSUPP;
     if (r < 0 && r != -EOPNOTSUPP)
         return r;
+    int ur = fs_sandbox_drop_user(user);
+    if (ur == 0 && rfd >= 0)
+        ur = landlock_restrict(rfd);
+    else if (rfd >= 0)
+        close(rfd);
+    if (ur < 0)
+        return ur == -EOPNOTSUPP ? -EINVAL : ur; /* EOPNOTSUPP means "no Landlock" to the caller */
     /* seccomp even without Landlock: the kernel has one but not the other. */
     int sr = seccomp_apply();
     if (sr < 0) {
         log_error("msg=\"cannot install the seccomp filter\" err=\"%s\"", strerror(-sr));
-        return sr == -EOPNOTSUPP ? -EINVAL : sr; /* EOPNOTSUPP means "no Landlock" to the caller */
+        return sr == -EOPNOTSUPP ? -EINVAL : sr;
     }
     log_info("msg=\"seccomp allowlist installed\" calls=%zu default=EPERM",
              SLUICE_ARRAY_LEN(fs_syscalls));
     if (probe && *probe)
         probe_run("after", probe);
     return r;
+}
+
+int fs_sandbox_apply(const char *const *rw_paths, size_t n, int *abi_out)
+{
+    return fs_sandbox_apply_user(rw_paths, n, NULL, abi_out);
 }

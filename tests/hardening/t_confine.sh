@@ -67,6 +67,33 @@ check_eq "sluicefs confined: the unmount is in the ledger" "unmounted|clean" \
     "$(fs_sql "select decision || '|' || reason from records where event='unmount' order by seq desc limit 1")"
 check_fails "sluicefs confined: no mount left" fs_is_mounted
 
+# user=NAME: once set up, the daemon runs as that user, confined as above.
+# The policy is the user's to read, the ledger's directory its to write, and
+# SOURCE its own (sources are opened O_NOATIME, which needs the owner: as
+# in a vault that a receiver running as the same --user fills).
+if ! "$SLUICEFS" --help | grep -q 'user=NAME'; then
+    skip "sluicefs user=NAME" "not in this sluicefs yet (/tmp/patches/confine-fs-user.patch)"
+else
+    chmod o+x "$T_TMP"
+    chown nobody "$T_TMP/ledger"
+    chown -R nobody "$FS_SRC"
+    : >"$FS_LOG"
+    fs_mount -o user=nobody || { not_ok "sluicefs mounted with user=nobody"; t_done; }
+    check_eq "sluicefs user=nobody: runs as nobody" "$(id -u nobody)" \
+        "$(awk '/^Uid:/{print $2}' /proc/$FS_PID/status)"
+    check_eq "sluicefs user=nobody: no supplementary groups" "$(id -g nobody)" \
+        "$(awk '/^Groups:/{print $2}' /proc/$FS_PID/status)"
+    check_eq "sluicefs user=nobody: serves masked" "ssn [REDACTED:us-ssn] in a text file" \
+        "$(cat "$FS_MNT/note.txt")"
+    check_contains "sluicefs user=nobody: documents through the helper" \
+        "$(cat "$FS_MNT/memo.docx.txt" 2>&1)" "Employee SSN [REDACTED:us-ssn]"
+    check_eq "sluicefs user=nobody: confined too" 2 "$(awk '/^Seccomp:/{print $2}' /proc/$FS_PID/status)"
+    fs_umount
+    check_fails "sluicefs user=nobody: unmounted (by the helper, which kept root)" fs_is_mounted
+    check_eq "sluicefs user=nobody: the unmount is in the ledger" "unmounted|clean" \
+        "$(fs_sql "select decision || '|' || reason from records where event='unmount' order by seq desc limit 1")"
+fi
+
 # no_sandbox (debugging only) really turns the filter off: the Seccomp line
 # above is the filter's doing.
 : >"$FS_LOG"
