@@ -136,13 +136,16 @@ typedef struct fs_view {
     int refs;
     int cached;
     int evicted;             /* left the cache for room: worth spilling when released */
+    int held;                /* left the cache while open files still hold it (counted in held_bytes) */
     struct fs_view *hnext, *lprev, *lnext;
 } fs_view;
 
 typedef struct fs_cache fs_cache;
 
-/* cap: bytes of view data kept for reuse (views held by open files are kept
- * anyway and counted until released). */
+/* cap: bytes of view data kept in memory. Views that left the cache while
+ * open files still hold them count against it until released (the cache
+ * then keeps that much less), so view memory stays within cap unless the
+ * files held open at once need more by themselves. */
 int fs_cache_new(uint64_t cap, fs_cache **out);
 /* Also keep evicted views zstd-compressed in a fresh private directory made
  * under `dir` (removed by fs_cache_free), up to `cap` compressed bytes. Only
@@ -175,8 +178,8 @@ void fs_cache_clear(fs_cache *c);
 /* Views under construction may take at most about `bytes` of memory
  * together (a file larger than that is built alone), and at most `builds`
  * run at once; more wait. Two opens of the same version never build it
- * twice: the second waits for the first. Defaults: FS_BUILD_MEMORY, twice
- * the number of processors. */
+ * twice: the second waits for the first. Defaults: FS_BUILD_MEMORY and the
+ * number of processors (at least 2); builds == 0 keeps the number. */
 #define FS_BUILD_MEMORY (64ull << 20)
 void fs_cache_set_build_limits(fs_cache *c, uint64_t bytes, unsigned builds);
 /* What a build of a source of `size` bytes is charged against that limit. */
@@ -185,6 +188,7 @@ uint64_t fs_build_cost(uint64_t size);
 typedef struct fs_cache_stats {
     uint64_t bytes, count, hits, misses, builds, evictions;
     uint64_t spill_bytes, spill_count, spill_hits, spill_bad;
+    uint64_t held_bytes;      /* views out of the cache, still held by open files */
     uint64_t build_waits;     /* opens that waited for another's build of the same version */
     uint64_t build_peak;      /* most build memory charged at once */
 } fs_cache_stats;

@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <malloc.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -68,7 +69,7 @@
 
 struct fs_opts {
     char *policy, *ledger, *ledger_key, *cache_size, *max_file_size, *session, *log_level;
-    char *spill_dir, *spill_size;
+    char *spill_dir, *spill_size, *build_memory;
     int hide_denied;
     int no_sandbox;
     int show_help, show_version;
@@ -1161,6 +1162,7 @@ static const struct fuse_opt fs_optspec[] = {
     FS_OPT("log_level=%s", log_level),
     FS_OPT("spill_dir=%s", spill_dir),
     FS_OPT("spill_size=%s", spill_size),
+    FS_OPT("build_memory=%s", build_memory),
     FS_OPT("hide_denied", hide_denied),
     FS_OPT("no_sandbox", no_sandbox),
     FUSE_OPT_KEY("-h", KEY_HELP),
@@ -1214,6 +1216,7 @@ static void usage(const char *prog)
            "    max_file_size=SIZE   refuse larger files (default: the policy's limit)\n"
            "    spill_dir=DIR        keep evicted views zstd-compressed under DIR\n"
            "    spill_size=SIZE      disk for spilled views (default 4G)\n"
+           "    build_memory=SIZE    memory for views being built (default 64M)\n"
            "    hide_denied          leave refused files out of listings\n"
            "    no_sandbox           do not confine the daemon with Landlock\n"
            "    session=LABEL        label recorded with every access\n"
@@ -1249,6 +1252,12 @@ int main(int argc, char **argv)
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     log_init("sluicefs", LOG_LVL_INFO);
+    /* glibc gives each new thread that allocates an arena of its own, up to
+     * 8 per processor, and each keeps what was freed in it: with dozens of
+     * FUSE threads that grows with the number of readers. Four arenas are
+     * plenty for a daemon whose work is mostly in a few build threads, and
+     * keep memory within the bound sluicefs(8) states. */
+    mallopt(M_ARENA_MAX, 4);
     if (fuse_opt_parse(&args, &g.o, fs_optspec, opt_proc) < 0)
         return fs_exit(&args, 2);
     if (g.o.show_help) {
@@ -1326,10 +1335,16 @@ int main(int argc, char **argv)
         }
         ledger_close(probe);
     }
+    uint64_t build_mem = FS_BUILD_MEMORY;
+    if (g.o.build_memory && (parse_size(g.o.build_memory, &build_mem) < 0 || build_mem == 0)) {
+        sluice_err("build_memory=%s: not a size", g.o.build_memory);
+        return fs_exit(&args, 2);
+    }
     if (fs_cache_new(cache_cap, &g.cache) < 0) {
         sluice_err("out of memory");
         return fs_exit(&args, 1);
     }
+    fs_cache_set_build_limits(g.cache, build_mem, 0);
     if (g.o.spill_dir) {
         uint64_t spill_cap = 4ull << 30;
         if (g.o.spill_size && parse_size(g.o.spill_size, &spill_cap) < 0) {

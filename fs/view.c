@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,12 +66,23 @@ struct fs_cache {
     fs_view *buckets[CACHE_BUCKETS];
     fs_view *lru_head, *lru_tail; /* head = most recently used */
     uint64_t cap, bytes, count;
+    uint64_t held_bytes; /* see fs_view.held */
     uint64_t hits, misses, builds, evictions;
     /* views under construction (see fs_cache_set_build_limits) */
     pthread_cond_t built;         /* broadcast whenever a build ends */
     struct inflight *inflight;    /* builds running or waiting for room */
     uint64_t build_budget, build_used, build_peak, build_waits, next_build_id;
     unsigned build_max, builds_running;
+    /* Builds run on a few threads of their own, started at the first build
+     * (not before: the daemon forks after making the cache): what a build
+     * keeps per thread (a libmagic handle maps the whole magic database,
+     * about 7 MB; the engine's scratch) then exists build_max times, not once
+     * per FUSE worker thread. */
+    struct build_job *jobs_head, *jobs_tail;
+    pthread_cond_t job_ready;
+    pthread_t *pool;
+    unsigned npool;
+    int pool_stop;
 };
 
 /* A build in progress (on its builder's stack): opens of the same version
@@ -122,10 +134,11 @@ int fs_cache_new(uint64_t cap, fs_cache **out)
         return -ENOMEM;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->built, NULL);
+    pthread_cond_init(&c->job_ready, NULL);
     c->cap = cap;
     c->spill_dirfd = -1;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    fs_cache_set_build_limits(c, FS_BUILD_MEMORY, ncpu > 0 ? 2 * (unsigned)ncpu : 2);
+    fs_cache_set_build_limits(c, FS_BUILD_MEMORY, ncpu > 2 ? (unsigned)ncpu : 2);
     *out = c;
     return 0;
 }
@@ -134,7 +147,8 @@ void fs_cache_set_build_limits(fs_cache *c, uint64_t bytes, unsigned builds)
 {
     pthread_mutex_lock(&c->lock);
     c->build_budget = bytes;
-    c->build_max = builds ? builds : 1;
+    if (builds)
+        c->build_max = builds;
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -190,12 +204,16 @@ static int cache_remove(fs_cache *c, fs_view *v)
     v->cached = 0;
     c->bytes -= v->len;
     c->count--;
-    return --v->refs == 0;
+    if (--v->refs == 0)
+        return 1;
+    v->held = 1; /* still in memory for its holders: counted until released */
+    c->held_bytes += v->len;
+    return 0;
 }
 
 static void cache_trim(fs_cache *c, fs_view **freelist)
 {
-    while (c->bytes > c->cap && c->lru_tail != NULL) {
+    while (c->bytes + c->held_bytes > c->cap && c->lru_tail != NULL) {
         fs_view *v = c->lru_tail;
         c->evictions++;
         v->evicted = 1;
@@ -235,6 +253,14 @@ void fs_cache_free(fs_cache *c)
             log_warn("msg=\"cannot remove spill directory\" dir=\"%s\" err=\"%s\"", c->spill_path,
                      strerror(errno));
     }
+    pthread_mutex_lock(&c->lock);
+    c->pool_stop = 1;
+    pthread_cond_broadcast(&c->job_ready);
+    pthread_mutex_unlock(&c->lock);
+    for (unsigned i = 0; i < c->npool; i++)
+        pthread_join(c->pool[i], NULL);
+    free(c->pool);
+    pthread_cond_destroy(&c->job_ready);
     pthread_cond_destroy(&c->built);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -296,6 +322,8 @@ void fs_view_unref(fs_cache *c, fs_view *v)
         return;
     pthread_mutex_lock(&c->lock);
     int last = --v->refs == 0;
+    if (last && v->held)
+        c->held_bytes -= v->len;
     pthread_mutex_unlock(&c->lock);
     if (last && v->evicted)
         spill_out(c, v); /* evicted while an open file still held it */
@@ -525,7 +553,7 @@ static int copy_hits(fs_view *v, const dlp_rule_hits *h, size_t n)
  * -EAGAIN when the source changed while read (try again), or the source's
  * own error (-ENOENT, -EFBIG, -EPERM...). */
 static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel, uint64_t max,
-                             fs_view **out)
+                             uint8_t *piece, fs_view **out)
 {
     struct timespec read_at;
     clock_gettime(CLOCK_REALTIME, &read_at);
@@ -566,7 +594,8 @@ static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel,
     vbuf whole = {0};
     dlp_type t;
     memset(&t, 0, sizeof t);
-    uint8_t *chunk = malloc(BUILD_CHUNK);
+    uint8_t *const own = piece ? NULL : malloc(BUILD_CHUNK);
+    uint8_t *chunk = piece ? piece : own;
     sha256_ctx *sh = sha256_new();
     b.served = sha256_new();
     fs_view *v = calloc(1, sizeof *v);
@@ -627,8 +656,7 @@ static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel,
     }
     if ((r = fs_source_stream_end(&ss)) < 0)
         goto fail; /* changed while read: nothing made from it is used */
-    free(chunk);
-    chunk = NULL;
+    free(own);
 
     if (mode == M_WHOLE) {
         fs_source src = {.data = whole.data, .len = whole.len, .st = ss.st};
@@ -682,7 +710,7 @@ static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel,
     return 0;
 fail:
     fs_source_stream_close(&ss);
-    free(chunk);
+    free(own);
     sha256_free(sh);
     sha256_free(b.served);
     dlp_stream_free(ds);
@@ -1010,6 +1038,75 @@ static int inflight_running(fs_cache *c, uint64_t id)
     return 0;
 }
 
+/* ---- build threads -------------------------------------------------------- */
+
+typedef struct build_job {
+    const dlp_policy *pol; /* the caller holds it (and waits) for the job's life */
+    int rootfd;
+    const char *rel;
+    uint64_t max;
+    fs_view *v;
+    int r, done;
+    struct build_job *next;
+} build_job;
+
+/* piece: a BUILD_CHUNK buffer to read into, or NULL */
+static void run_job(build_job *j, uint8_t *piece)
+{
+    j->r = -EAGAIN;
+    for (int i = 0; i < FS_SOURCE_READ_ATTEMPTS && j->r == -EAGAIN; i++) {
+        if (i > 0)
+            fs_source_settle(i);
+        j->r = view_build_stream(j->pol, j->rootfd, j->rel, j->max, piece, &j->v);
+    }
+}
+
+static void *builder_main(void *arg)
+{
+    fs_cache *c = arg;
+    /* One source piece for the thread's life: a fresh MiB per build would
+     * be 256 page faults each time. */
+    uint8_t *piece = malloc(BUILD_CHUNK);
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        while (c->jobs_head == NULL && !c->pool_stop)
+            pthread_cond_wait(&c->job_ready, &c->lock);
+        build_job *j = c->jobs_head;
+        if (j == NULL)
+            break;
+        c->jobs_head = j->next;
+        if (c->jobs_head == NULL)
+            c->jobs_tail = NULL;
+        pthread_mutex_unlock(&c->lock);
+        run_job(j, piece);
+        pthread_mutex_lock(&c->lock);
+        j->done = 1;
+        pthread_cond_broadcast(&c->built);
+    }
+    pthread_mutex_unlock(&c->lock);
+    free(piece);
+    return NULL;
+}
+
+/* Callers hold c->lock. Start build threads up to build_max; 0 when at
+ * least one runs. Signals stay with the daemon's other threads. */
+static int pool_start_locked(fs_cache *c)
+{
+    if (c->npool >= c->build_max)
+        return 0;
+    pthread_t *np = realloc(c->pool, c->build_max * sizeof *np);
+    if (np == NULL)
+        return c->npool ? 0 : -ENOMEM;
+    c->pool = np;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    while (c->npool < c->build_max && pthread_create(&c->pool[c->npool], NULL, builder_main, c) == 0)
+        c->npool++;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return c->npool ? 0 : -EAGAIN;
+}
+
 /* Build the view for key `k` (the source as stat'ed just before) and
  * insert it: one build per version at a time, within the build limits. */
 static int build_and_insert(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel,
@@ -1031,15 +1128,23 @@ static int build_and_insert(fs_cache *c, const dlp_policy *pol, int rootfd, cons
         c->build_peak = c->build_used;
     c->misses++;
     c->builds++;
-    pthread_mutex_unlock(&c->lock);
-
-    fs_view *v = NULL;
-    int r = -EAGAIN;
-    for (int i = 0; i < FS_SOURCE_READ_ATTEMPTS && r == -EAGAIN; i++) {
-        if (i > 0)
-            fs_source_settle(i);
-        r = view_build_stream(pol, rootfd, rel, max, &v);
+    build_job job = {.pol = pol, .rootfd = rootfd, .rel = rel, .max = max};
+    if (pool_start_locked(c) == 0) {
+        if (c->jobs_tail)
+            c->jobs_tail->next = &job;
+        else
+            c->jobs_head = &job;
+        c->jobs_tail = &job;
+        pthread_cond_signal(&c->job_ready);
+        while (!job.done)
+            pthread_cond_wait(&c->built, &c->lock);
+        pthread_mutex_unlock(&c->lock);
+    } else { /* no thread could be started: build here */
+        pthread_mutex_unlock(&c->lock);
+        run_job(&job, NULL);
     }
+    fs_view *v = job.v;
+    int r = job.r;
     if (r == 0) {
         log_debug("msg=\"view built\" path=\"%s\" view=%llu source_size=%lld size=%zu status=%d racy=%d",
                   rel, (unsigned long long)v->gen, (long long)v->key.size, v->len, v->status, v->racy);
@@ -1124,6 +1229,7 @@ void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out)
 {
     pthread_mutex_lock(&c->lock);
     out->bytes = c->bytes;
+    out->held_bytes = c->held_bytes;
     out->count = c->count;
     out->hits = c->hits;
     out->misses = c->misses;

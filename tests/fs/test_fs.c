@@ -391,6 +391,40 @@ static void test_view_single_build(void **state)
     fs_cache_free(c);
 }
 
+/* A view an open file still holds after it left the cache keeps counting
+ * against the cache's size until released: memory for views stays within
+ * the cap. */
+static void test_view_held_counts(void **state)
+{
+    fixture *f = *state;
+    fs_cache *c;
+    assert_int_equal(fs_cache_new(100, &c), 0);
+    put(f, "held.txt", "a view someone keeps open for a while\n"); /* 38 bytes */
+    fs_view *held, *v;
+    assert_int_equal(fs_view_get(c, f->pol, f->rootfd, "held.txt", 1 << 20, &held), 0);
+    for (int i = 0; i < 6; i++) {
+        char name[32], text[64];
+        snprintf(name, sizeof name, "o%d.txt", i);
+        snprintf(text, sizeof text, "other file %d, thirty bytes\n", i);
+        put(f, name, text);
+        assert_int_equal(fs_view_get(c, f->pol, f->rootfd, name, 1 << 20, &v), 0);
+        fs_view_unref(c, v);
+        fs_cache_stats st;
+        fs_cache_get_stats(c, &st);
+        assert_true(st.bytes + st.held_bytes <= 100);
+    }
+    fs_cache_stats st;
+    fs_cache_get_stats(c, &st);
+    assert_int_equal(st.held_bytes, held->len); /* evicted, still held, still counted */
+    char t[128];
+    view_text(held, t, sizeof t);
+    assert_string_equal(t, "a view someone keeps open for a while\n");
+    fs_view_unref(c, held);
+    fs_cache_get_stats(c, &st);
+    assert_int_equal(st.held_bytes, 0);
+    fs_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -401,6 +435,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_view_large_equals_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_view_large_utf16, setup, teardown),
         cmocka_unit_test_setup_teardown(test_view_single_build, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_held_counts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,8 +6,8 @@
 # mount over a mixed tree for SECONDS, while the policy is swapped and
 # reloaded (SIGHUP) every 3 s and sluice-diode keeps publishing new files into
 # the vault (`send --watch` over a fifo). Reports operations per second,
-# errors (target zero), the daemon's RSS over time and at its peak (bounded
-# by the cache size plus a margin, not growing), and checks that the ledger
+# errors (target zero), the daemon's RSS over time and at its peak (checked
+# against cache_size + build_memory + 64 MiB, sluicefs(8)), and checks that the ledger
 # holds a record for every open the readers made and verifies.
 # Exit 0 only when there were no errors, every open is recorded, and
 # `sluice ledger verify` passes. It measures; it asserts no speed.
@@ -15,6 +15,10 @@ set -u
 DUR=${1:-${SOAK_SECONDS:-600}}
 READERS=${SOAK_READERS:-16}
 CACHE=${SOAK_CACHE:-64M}
+# sluicefs(8), MEMORY: the daemon's RSS stays within cache_size + build_memory
+# (64M by default) + 64 MiB.
+BUILD_MEM=${SOAK_BUILD_MEMORY:-64M}
+RSS_BOUND_KIB=$(( ($(numfmt --from=iec "$CACHE") + $(numfmt --from=iec "$BUILD_MEM")) / 1024 + 65536 ))
 ROOT=${SLUICE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${SLUICE_BUILD:-$ROOT/build}
 SLUICE=$BUILD/sluice SLUICEFS=$BUILD/sluicefs DIODE=$BUILD/sluice-diode
@@ -96,7 +100,7 @@ for _ in $(seq 300); do [ -f "$W/vault/big2.csv" ] && [ -f "$W/vault/dept7/doc03
 
 # ---- sluicefs ---------------------------------------------------------------------------
 mkdir -p "$MNT"
-"$SLUICEFS" -f -o "policy=$W/rules/policy.yaml,ledger=$W/ledger.db,ledger_key=$W/ledger.key,cache_size=$CACHE,session=soak,log_level=warn" \
+"$SLUICEFS" -f -o "policy=$W/rules/policy.yaml,ledger=$W/ledger.db,ledger_key=$W/ledger.key,cache_size=$CACHE,build_memory=$BUILD_MEM,session=soak,log_level=warn" \
     "$W/vault" "$MNT" 2>"$W/sluicefs.log" &
 FS_PID=$!
 for _ in $(seq 100); do mountpoint -q "$MNT" && break; sleep 0.1; done
@@ -104,7 +108,7 @@ mountpoint -q "$MNT" || { cat "$W/sluicefs.log"; die "sluicefs did not mount"; }
 
 # ---- readers ------------------------------------------------------------------------------
 cat >"$W/reader.py" <<'EOF'
-import errno, json, mmap, os, random, sys, time
+import errno, json, mmap, os, random, signal, sys, time
 mnt, dur, idx, out = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 rnd = random.Random(idx)
 st = {"opens": 0, "refused": 0, "bytes": 0, "errors": 0, "interrupted": 0, "samples": []}
@@ -144,12 +148,34 @@ while time.monotonic() < end:
         elif mode < 0.8:
             for _ in range(4):
                 off = rnd.randrange(0, max(size, 1)); ln = rnd.randrange(1, 65536)
-                b = os.pread(fd, ln, off)
-                if len(b) != max(0, min(ln, size - off)): err(f"{path}: pread {off}+{ln} gave {len(b)}")
-                st["bytes"] += len(b)
+                want, got = max(0, min(ln, size - off)), 0
+                while got < want:  # a read cut short by a reload ends in EIO on the next
+                    b = os.pread(fd, want - got, off + got)
+                    if not b: break
+                    got += len(b)
+                if got != want: err(f"{path}: pread {off}+{ln} gave {got}")
+                st["bytes"] += got
         elif size:
-            with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
-                st["bytes"] += len(m[:: 4096])
+            # In a child: a page the daemon refuses (EIO after a reload, see
+            # below) is SIGBUS for whoever touches it, which Python cannot catch.
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.fstat(fd)  # mmap would take a failed fstat for a size of 0
+                except OSError as e:
+                    os._exit(4 if e.errno in (errno.EIO, errno.ESTALE) else 3)
+                try:
+                    with mmap.mmap(fd, size, prot=mmap.PROT_READ) as m:
+                        m[:: 4096]
+                    os._exit(0)
+                except BaseException as e:
+                    print(f"mmap {path}: {e!r}", file=sys.stderr)
+                    os._exit(3)
+            _, status = os.waitpid(pid, 0)
+            if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGBUS: st["interrupted"] += 1
+            elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 4: st["interrupted"] += 1
+            elif status != 0: err(f"mmap {path}: child status {status}")
+            else: st["bytes"] += (size + 4095) // 4096
     except OSError as e:
         # A policy reload ends every descriptor opened under the old policy
         # (sluicefs(8): no view of the old policy is served after a reload):
@@ -218,13 +244,14 @@ echo "soak: ${DUR}s, $READERS readers, cache_size=$CACHE, $reloads policy reload
 printf 'soak: %d opens (%.0f/s), %d refusals as expected, %.1f MB read (%.1f MB/s), errors: %d, reads ended by a reload: %d\n' \
     "$opens" "$("$PY" -c "print($opens / $secs)")" "$refused" "$("$PY" -c "print($bytes / 1e6)")" \
     "$("$PY" -c "print($bytes / 1e6 / $secs)")" "$errors" "$interrupted"
-echo "soak: sluicefs RSS (KiB) at 0/25/50/75/100%: $(q 0) $(q 1) $(q 2) $(q 3) $(q 4); peak $peak; alive until unmount: $alive"
+echo "soak: sluicefs RSS (KiB) at 0/25/50/75/100%: $(q 0) $(q 1) $(q 2) $(q 3) $(q 4); peak $peak (bound: cache_size + build_memory + 64 MiB = $RSS_BOUND_KIB); alive until unmount: $alive"
 echo "soak: ledger: $served opens served and $refusals refused recorded for $opens + $refused reader opens; $loads policy loads; verify: $verify"
 ok=1
 [ "$errors" -eq 0 ] || { echo "soak: FAIL: $errors reader errors"; ok=0; }
 # One descriptor per reader can be open across each reload, no more.
 [ "$interrupted" -le $((reloads * READERS)) ] || { echo "soak: FAIL: $interrupted reads ended by $reloads reloads"; ok=0; }
 [ "$alive" = yes ] || { echo "soak: FAIL: sluicefs died"; ok=0; }
+[ "${peak:-0}" -le "$RSS_BOUND_KIB" ] || { echo "soak: FAIL: peak RSS $peak KiB above $RSS_BOUND_KIB KiB"; ok=0; }
 [ "$served" -ge "$opens" ] || { echo "soak: FAIL: $((opens - served)) opens have no ledger record"; ok=0; }
 [ "$refusals" -ge "$refused" ] || { echo "soak: FAIL: refusals missing from the ledger"; ok=0; }
 [ $vrc -eq 0 ] || { echo "soak: FAIL: ledger verify"; ok=0; }
