@@ -108,8 +108,9 @@ void sluice_err(const char *fmt, ...)
  *    confining, opens the files while it still can (asking a runtime for its
  *    report path opens it). tests/run drops the empty ones.
  * LeakSanitizer checks at exit by stopping every thread from a clone() that
- * reads /proc/PID/task and ptrace()s them; a process whose confinement
- * refuses that (sluicefs: Landlock and its seccomp allowlist) says so with
+ * lists /proc/PID/task and ptrace()s them; a process whose confinement
+ * refuses that (sluicefs under Landlock and its seccomp allowlist: "Can't
+ * read directory entries from /proc/PID/task") says so with
  * leaks_checkable = 0, and its exit skips the check, saying so in its log,
  * instead of failing every test with "LeakSanitizer has encountered a fatal
  * error". Its leaks are then checked where it runs unconfined (no_sandbox).

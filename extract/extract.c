@@ -44,6 +44,17 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A sanitizer build (make sanitize): see helper_env below. */
+#if defined(__SANITIZE_ADDRESS__)
+#define EXTRACT_CALLER_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EXTRACT_CALLER_SANITIZED 1
+#endif
+#endif
+#define HELPER_SANITIZER_EXIT 86
+#define HELPER_SANITIZER_EXIT_S "86"
+
 #ifndef SLUICE_EXTRACT_DEFAULT
 #define SLUICE_EXTRACT_DEFAULT "/usr/local/bin/sluice-extract"
 #endif
@@ -296,14 +307,6 @@ static int collect(int fd, pid_t pid, int pidfd, int64_t deadline, size_t cap_ma
     return 0;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define EXTRACT_CALLER_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EXTRACT_CALLER_SANITIZED 1
-#endif
-#endif
-
 #ifdef EXTRACT_CALLER_SANITIZED
 /* Sanitizer builds (make sanitize): the helper's stderr is /dev/null and it
  * may create no file once confined, so its sanitizer reports cannot reach
@@ -316,10 +319,10 @@ static int collect(int fd, pid_t pid, int pidfd, int64_t deadline, size_t cap_ma
  * with _exit() and are never leak-checked anyway. The parsers' leaks are
  * checked in process: test_extract under `make sanitize` and `make
  * memcheck`, and the fuzz target. */
-#define HELPER_SANITIZER_EXIT 86
 static char *const helper_env[] = { "PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8",
-                                    "ASAN_OPTIONS=exitcode=86:detect_leaks=0",
-                                    "UBSAN_OPTIONS=exitcode=86:print_stacktrace=1", NULL };
+                                    "ASAN_OPTIONS=exitcode=" HELPER_SANITIZER_EXIT_S ":detect_leaks=0",
+                                    "UBSAN_OPTIONS=exitcode=" HELPER_SANITIZER_EXIT_S ":print_stacktrace=1",
+                                    NULL };
 #else
 static char *const helper_env[] = { "PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", NULL };
 #endif

@@ -371,6 +371,62 @@ static void test_isolation(void **state)
     extract_result_free(&r);
 }
 
+/* make sanitize: the helper is given sanitizer options that make a
+ * sanitizer error end it with exit code 86 (its own reports cannot reach
+ * tests/run); the caller then fails closed and writes a line into its own
+ * sanitizer report, which tests/run counts as a failure. Elsewhere exit 86
+ * is an error like any other. The fake helper exits 86 only when it was
+ * given those options. */
+#if defined(__SANITIZE_ADDRESS__)
+void __sanitizer_set_report_path(const char *path);
+#endif
+static void test_helper_sanitizer_exit(void **state)
+{
+    (void)state;
+    static const char script[] =
+        "case \"$ASAN_OPTIONS/$UBSAN_OPTIONS\" in *exitcode=86*/*exitcode=86*) exit 86;; esac; exit 1";
+#if defined(__SANITIZE_ADDRESS__)
+    char prefix[600];
+    snprintf(prefix, sizeof prefix, "%s/sanitizer-report", tmpdir);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        __sanitizer_set_report_path(prefix); /* this child's report: read below, not by tests/run */
+        char path[512];
+        snprintf(path, sizeof path, "%s/fake-helper-san", tmpdir);
+        FILE *fp = fopen(path, "w");
+        if (!fp)
+            _exit(4);
+        fprintf(fp, "#!/bin/sh\n%s\n", script);
+        fclose(fp);
+        chmod(path, 0755);
+        setenv("SLUICE_EXTRACT", path, 1);
+        setenv("SLUICE_EXTRACT_SPAWN", "1", 1);
+        extract_result r;
+        int rc = extract_text("<p>x</p>", 8, "text/html", NULL, &r);
+        const int ok = rc == -ECHILD && r.text == NULL && strstr(r.reason, "sanitizer error");
+        extract_result_free(&r);
+        _exit(ok ? 0 : 5);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    char file[700], text[4096] = "";
+    snprintf(file, sizeof file, "%s.%d", prefix, (int)pid);
+    FILE *f = fopen(file, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(file);
+    assert_non_null(strstr(text, "sluice-extract helper: a sanitizer error"));
+#else
+    with_fake_helper(script, -ECHILD, "exited with an error", NULL);
+#endif
+}
+
 /* ---- the extraction server ------------------------------------------------------------ */
 /* Our children whose command line says --server (the library's server). */
 static pid_t find_server(void)
@@ -645,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_server_timeout),
         cmocka_unit_test(test_confined_caller),
         cmocka_unit_test(test_exit_watch_without_pidfd),
+        cmocka_unit_test(test_helper_sanitizer_exit),
         cmocka_unit_test(test_clean_utf8),
         cmocka_unit_test(test_output_limit_inprocess),
         cmocka_unit_test(test_xml_walk),
