@@ -394,9 +394,31 @@ static int context_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, 
     return rc;
 }
 
+static int digits_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    (void)k;
+    dlp_rule *r = arg;
+    if (!strcmp(key, "min")) {
+        long n;
+        int rc = yint(c, v, "digits.min", 1, DLP_DIGITS_MAX_MIN, &n);
+        r->digits_min = (unsigned)n;
+        return rc;
+    }
+    int rc = ystrdup(c, v, "digits.separators", &r->digits_seps);
+    if (rc)
+        return rc;
+    for (const char *s = r->digits_seps; *s; s++)
+        if (*s >= '0' && *s <= '9')
+            return YERR(c, v, "digits.separators: a digit is not a separator");
+    if (strlen(r->digits_seps) > 32)
+        return YERR(c, v, "digits.separators: at most 32 bytes");
+    return 0;
+}
+
 typedef struct rule_parse {
     dlp_rule *r;
     yaml_node_t *pattern_node;
+    yaml_node_t *digits_node;
 } rule_parse;
 
 static int rule_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
@@ -432,6 +454,16 @@ static int rule_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, voi
         return ybool(c, v, "caseless", &r->caseless);
     if (!strcmp(key, "prefilter"))
         return ystrdup(c, v, "prefilter", &r->prefilter);
+    if (!strcmp(key, "digits")) {
+        static const char *const keys[] = {"min", "separators", NULL};
+        rp->digits_node = v;
+        int rc = ymap(c, v, "digits", keys, digits_key, r);
+        if (!rc && r->digits_min == 0)
+            return YERR(c, v, "digits: needs min");
+        if (!rc && !r->digits_seps && !(r->digits_seps = strdup("")))
+            return -ENOMEM;
+        return rc;
+    }
     if (!strcmp(key, "max-length")) {
         int rc = yint(c, v, "max-length", 1, DLP_MAX_MAX_LENGTH, &n);
         r->max_length = (unsigned)n;
@@ -466,6 +498,7 @@ void dlp_rule_free_fields(dlp_rule *r)
     free(r->description);
     free(r->pattern);
     free(r->prefilter);
+    free(r->digits_seps);
     free(r->file);
     strlist_free(r->ctx_words, r->nctx);
     free(r->action.label);
@@ -499,8 +532,8 @@ static int grow_rules(struct dlp_policy *p)
 
 static int parse_rule(ycx *c, yaml_node_t *n, struct dlp_policy *p)
 {
-    static const char *const keys[] = {"id", "description", "pattern", "prefilter", "caseless", "max-length",
-                                       "validator", "context", "action", "tags", "allow",
+    static const char *const keys[] = {"id", "description", "pattern", "prefilter", "digits", "caseless",
+                                       "max-length", "validator", "context", "action", "tags", "allow",
                                        "must-match", "must-not-match", NULL};
     int rc = grow_rules(p);
     if (rc)
@@ -510,7 +543,7 @@ static int parse_rule(ycx *c, yaml_node_t *n, struct dlp_policy *p)
     r->line = (int)n->start_mark.line + 1;
     if (!(r->file = strdup(c->file)))
         return -ENOMEM;
-    rule_parse rp = {r, NULL};
+    rule_parse rp = {r, NULL, NULL};
     if ((rc = ymap(c, n, "rule", keys, rule_key, &rp)))
         return rc;
     if (!r->id)
@@ -519,6 +552,11 @@ static int parse_rule(ycx *c, yaml_node_t *n, struct dlp_policy *p)
         return YERR(c, n, "rule %s: missing 'pattern'", r->id);
     if (!r->pattern[0])
         return YERR(c, rp.pattern_node, "rule %s: empty pattern", r->id);
+    /* One prefilter per rule: its context words, its own expression, or
+     * the digit scan (see scan.c). */
+    if (rp.digits_node && (r->prefilter || r->nctx))
+        return YERR(c, rp.digits_node, "rule %s: digits cannot be combined with %s", r->id,
+                    r->prefilter ? "prefilter" : "context");
     for (size_t i = 0; i + 1 < p->nrules; i++)
         if (!strcmp(p->rules[i].id, r->id))
             return YERR(c, n, "rule %s: id already used at %s:%d", r->id, p->rules[i].file,

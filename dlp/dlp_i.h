@@ -16,6 +16,10 @@
 /* Default window for patterns Vectorscan cannot bound (see max-length). */
 #define DLP_DEFAULT_MAX_LENGTH 4096
 #define DLP_MAX_MAX_LENGTH (1u << 20)
+/* The `digits` prefilter: at most this many separator bytes between two
+ * digits of a match, and the largest `min`. */
+#define DLP_DIGITS_GAP 2
+#define DLP_DIGITS_MAX_MIN 64
 
 enum dlp_validator { VAL_NONE, VAL_LUHN, VAL_IBAN, VAL_US_SSN, VAL_ENTROPY };
 
@@ -43,6 +47,8 @@ typedef struct dlp_example {
 typedef struct dlp_rule {
     char *id, *description, *pattern;
     char *prefilter; /* optional: a superset of `pattern` for Vectorscan */
+    unsigned digits_min; /* optional: every match holds this many digits (scan.c), 0 = none */
+    char *digits_seps;   /* the bytes that may separate them, at most DLP_DIGITS_GAP in a row */
     char *file; /* the pack it came from, for messages */
     int line;
     int pat_line, pat_col; /* where the pattern's text starts in the file */
@@ -93,6 +99,10 @@ struct dlp_policy {
     uint32_t *ctx_rule;  /* Vectorscan ids >= nrules are context words: their rule */
     uint32_t *ctx_len;   /* and their lengths */
     size_t nctx_words;
+    uint32_t *digit_rule;    /* the rules prefiltered by the digit scan */
+    size_t ndigit_rules;
+    unsigned digits_min_any; /* the smallest of their `min` */
+    uint8_t digit_sep[256];  /* the union of their separators */
     size_t hold;       /* bytes held back before a cut: window + context + lookahead */
     size_t ctx_before; /* bytes kept before a cut for lookbehind and context */
 };
@@ -131,9 +141,9 @@ int dlp_stream_scan_whole(dlp_stream *s, const uint8_t *buf, size_t len);
 int dlp_stream_reserve(dlp_stream *s, size_t out_bytes);
 
 /* scan.c: rule ri's accepted finding spans in `text`, alone (for examples);
- * with `ends`, also the end offset of every PCRE2 match, accepted or not. */
+ * with `all`, also the span of every PCRE2 match, accepted or not. */
 int dlp_rule_spans(const struct dlp_policy *p, size_t ri, const uint8_t *text, size_t len,
-                   dlp_span **spans, size_t *nspans, uint64_t **ends, size_t *nends, char *why,
+                   dlp_span **spans, size_t *nspans, dlp_span **all, size_t *nall, char *why,
                    size_t whylen);
 
 /* compile.c: the expression Vectorscan gets for a rule (malloc'd). */

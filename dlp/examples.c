@@ -10,7 +10,7 @@
 /* A rule's own `prefilter` must report every place the rule's pattern can
  * end, or findings would be lost; check that on every example. */
 typedef struct ends_ctx {
-    const uint64_t *want;
+    const dlp_span *want;
     size_t n;
     uint8_t *seen;
 } ends_ctx;
@@ -23,14 +23,14 @@ static int on_end(unsigned int id, unsigned long long from, unsigned long long t
     (void)flags;
     ends_ctx *e = ctx;
     for (size_t i = 0; i < e->n; i++)
-        if (e->want[i] == to)
+        if (e->want[i].off + e->want[i].len == to)
             e->seen[i] = 1;
     return 0;
 }
 
-/* 0 when every end in `want` is reported by the rule's prefilter; else the
- * first missing end + 1. */
-static size_t prefilter_misses(const dlp_rule *r, const dlp_example *ex, const uint64_t *want,
+/* 0 when the end of every match in `want` is reported by the rule's
+ * prefilter; else the first missing end + 1. */
+static size_t prefilter_misses(const dlp_rule *r, const dlp_example *ex, const dlp_span *want,
                                size_t n)
 {
     if (!r->prefilter || n == 0)
@@ -45,13 +45,13 @@ static size_t prefilter_misses(const dlp_rule *r, const dlp_example *ex, const u
         hs_compile(expr, (r->caseless ? HS_FLAG_CASELESS : 0) | HS_FLAG_PREFILTER, HS_MODE_BLOCK,
                    NULL, &db, &ce) != HS_SUCCESS ||
         hs_alloc_scratch(db, &scratch) != HS_SUCCESS) {
-        miss = want[0] + 1;
+        miss = want[0].off + want[0].len + 1;
     } else {
         ends_ctx e = {want, n, seen};
         hs_scan(db, ex->text, (unsigned)ex->len, 0, scratch, on_end, &e);
         for (size_t i = 0; i < n && !miss; i++)
             if (!seen[i])
-                miss = want[i] + 1;
+                miss = want[i].off + want[i].len + 1;
     }
     hs_free_compile_error(ce);
     hs_free_scratch(scratch);
@@ -59,6 +59,44 @@ static size_t prefilter_misses(const dlp_rule *r, const dlp_example *ex, const u
     free(expr);
     free(seen);
     return miss;
+}
+
+/* A rule's `digits` claim must hold for every match (see scan.c's digit
+ * scan): at least `min` digits, any two consecutive ones separated by at
+ * most DLP_DIGITS_GAP bytes of `separators`. 0 when it holds for all in
+ * `want`; else the first failing match's start + 1. */
+static size_t digits_misses(const dlp_rule *r, const dlp_example *ex, const dlp_span *want,
+                            size_t n)
+{
+    if (!r->digits_min)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *t = (const uint8_t *)ex->text + want[i].off;
+        unsigned count = 0;
+        size_t gap = 0;
+        int ok = 1;
+        for (size_t k = 0; k < want[i].len && ok; k++) {
+            if (t[k] >= '0' && t[k] <= '9') {
+                count++;
+                gap = 0;
+            } else if (count) {
+                /* between two digits only; what follows the last is free */
+                size_t j = k;
+                while (j < want[i].len && !(t[j] >= '0' && t[j] <= '9'))
+                    j++;
+                if (j < want[i].len) {
+                    gap = j - k;
+                    for (size_t q = k; q < j && ok; q++)
+                        ok = strchr(r->digits_seps, t[q]) != NULL && t[q] != '\0';
+                    ok = ok && gap <= DLP_DIGITS_GAP;
+                }
+                k = j - 1;
+            }
+        }
+        if (!ok || count < r->digits_min)
+            return want[i].off + 1;
+    }
+    return 0;
 }
 
 static void describe(char *out, size_t outlen, const char *lead, const dlp_example *ex,
@@ -89,7 +127,7 @@ int dlp_test_examples(const dlp_policy *p, dlp_example_report_fn report, void *c
             for (size_t i = 0; i < n; i++) {
                 const dlp_example *ex = &exs[i];
                 dlp_span *got = NULL;
-                uint64_t *ends = NULL;
+                dlp_span *ends = NULL;
                 size_t ngot = 0, nends = 0, miss;
                 char why[200];
                 int rc = dlp_rule_spans(p, ri, (const uint8_t *)ex->text, ex->len, &got, &ngot,
@@ -99,6 +137,13 @@ int dlp_test_examples(const dlp_policy *p, dlp_example_report_fn report, void *c
                     snprintf(what, sizeof what,
                              "%s (line %d): the rule's prefilter misses the match ending at %zu",
                              kind ? "must-not-match" : "must-match", ex->line, miss - 1);
+                    ok = 0;
+                } else if (!rc && (miss = digits_misses(r, ex, ends, nends))) {
+                    snprintf(what, sizeof what,
+                             "%s (line %d): the match starting at %zu does not hold the rule's "
+                             "digits (min %u, separated by at most %d of '%s')",
+                             kind ? "must-not-match" : "must-match", ex->line, miss - 1,
+                             r->digits_min, DLP_DIGITS_GAP, r->digits_seps);
                     ok = 0;
                 } else if (rc) {
                     snprintf(what, sizeof what, "%s (line %d): %s",

@@ -73,6 +73,7 @@ void dlp_policy_free(dlp_policy *p)
         pcre2_match_context_free(p->mctx);
     free(p->ctx_rule);
     free(p->ctx_len);
+    free(p->digit_rule);
     memset(p->key, 0, sizeof p->key);
     free(p->path);
     free(p);

@@ -21,6 +21,8 @@
  * windows [e - window, e] of all of a rule's hits gives disjoint intervals
  * that contain every match whole, and no match straddles two intervals, so
  * iterating PCRE2 inside each interval reproduces the whole-input iteration.
+ * Rules with a `digits` claim get their intervals from the digit scan below
+ * instead, with the same property.
  *
  * This file must never emit a byte past a finding it has not resolved, and
  * any PCRE2 or Vectorscan error fails the stream (the caller denies). */
@@ -67,6 +69,9 @@ struct dlp_stream {
     /* per round */
     interval *iv;
     size_t niv, capiv;
+    interval *iv2; /* sort_iv's other buffer */
+    size_t capiv2;
+    size_t *rule_at; /* sort_iv's bucket offsets, nrules + 1 */
     interval *open; /* per rule: the interval being grown from ordered hits */
     match *m;
     size_t nm, capm;
@@ -108,6 +113,26 @@ static int push_iv(dlp_stream *s, interval v)
     return 0;
 }
 
+/* Grow rule id's open interval by a candidate (matches start in [st, last]
+ * and end by `end`), or close it and open a new one. */
+static int add_hit(dlp_stream *s, uint32_t id, uint64_t st, uint64_t last, uint64_t end)
+{
+    interval *o = &s->open[id];
+    if (o->e && st <= o->e + 1 && end >= o->s) {
+        if (end > o->e)
+            o->e = end;
+        if (last > o->last)
+            o->last = last;
+        if (st < o->s)
+            o->s = st;
+        return 0;
+    }
+    if (o->e && push_iv(s, *o))
+        return -ENOMEM;
+    *o = (interval){id, st, last, end};
+    return 0;
+}
+
 static int on_hit(unsigned int id, unsigned long long from, unsigned long long to,
                   unsigned int flags, void *ctx)
 {
@@ -136,19 +161,96 @@ static int on_hit(unsigned int id, unsigned long long from, unsigned long long t
         last = e + r->ctx_window;
         end = last + r->window;
     }
-    interval *o = &s->open[id];
-    if (o->e && st <= o->e + 1 && end >= o->s) {
-        if (end > o->e)
-            o->e = end;
-        if (last > o->last)
-            o->last = last;
-        if (st < o->s)
-            o->s = st;
-        return 0;
+    return add_hit(s, id, st, last, end) ? 1 : 0;
+}
+
+/* ---- the digit scan ------------------------------------------------------------
+ * The prefilter of rules with `digits: {min: N, separators: S}`: every match
+ * of such a rule holds at least N ASCII digits, any two consecutive ones
+ * separated by at most DLP_DIGITS_GAP bytes of S. Card numbers, phone
+ * numbers and SSNs are such rules, and they are what Vectorscan scans
+ * slowest: each is an automaton stepped over every digit of the text, and
+ * their patterns, loosened or not, cost about 0.5 ns per byte each on
+ * document text whatever their form. One pass here finds every "token" (a
+ * maximal run of digits joined by such gaps, S being the union of the
+ * rules' separators, so a match's digits all lie in one token), and a token
+ * with at least N digits is a candidate for each rule with that N. A match
+ * M of width at most W (the rule's window) with its N or more digits in the
+ * token [ts, te) has at most W - N other bytes, so it starts in
+ * [ts - (W - N), te - N] and ends by te + (W - N). Tokens are cut only where
+ * the text the round sees is, like Vectorscan's view, so a match the round
+ * must find has all its digits in one of them.
+ *
+ * Text without digits is skipped eight bytes at a time with word
+ * arithmetic (no SIMD): most of a document's bytes are not digits. */
+static inline int is_digit(uint8_t c) { return (unsigned)(c - '0') < 10; }
+
+/* The bytes of w that are ASCII digits: 0x80 in each such byte. */
+static inline uint64_t digit_bytes(uint64_t w)
+{
+    const uint64_t hi = 0x8080808080808080ull;
+    uint64_t x = w ^ 0x3030303030303030ull; /* a digit becomes 0..9 */
+    /* bit 7 set: the byte was >= 0x80, or its low 7 bits are >= 10 */
+    uint64_t nd = (((x & 0x7f7f7f7f7f7f7f7full) + 0x7676767676767676ull) | x) & hi;
+    return nd ^ hi;
+}
+
+static inline size_t next_digit(const uint8_t *b, size_t i, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 16 <= n; i += 16) {
+        uint64_t w0, w1;
+        memcpy(&w0, b + i, 8);
+        memcpy(&w1, b + i + 8, 8);
+        uint64_t d0 = digit_bytes(w0), d1 = digit_bytes(w1);
+        if (d0 | d1)
+            return i + (d0 ? (size_t)__builtin_ctzll(d0) >> 3 : 8 + ((size_t)__builtin_ctzll(d1) >> 3));
     }
-    if (o->e && push_iv(s, *o))
-        return 1;
-    *o = (interval){id, st, last, end};
+#endif
+    while (i < n && !is_digit(b[i]))
+        i++;
+    return i;
+}
+
+static int digit_scan(dlp_stream *s, uint64_t start, uint64_t L)
+{
+    const struct dlp_policy *p = s->p;
+    const uint8_t *b = s->buf + (start - s->base);
+    const size_t n = (size_t)(L - start);
+    for (size_t i = next_digit(b, 0, n); i < n; i = next_digit(b, i, n)) {
+        size_t ts = i, last = i;
+        unsigned count = 0;
+        for (;;) {
+            while (i < n && is_digit(b[i])) {
+                count++;
+                i++;
+            }
+            last = i - 1;
+            size_t g = i;
+            while (g < n && g - i < DLP_DIGITS_GAP && p->digit_sep[b[g]])
+                g++;
+            if (g == i || g >= n || !is_digit(b[g]))
+                break;
+            i = g;
+        }
+        i = last + 1;
+        if (count < p->digits_min_any)
+            continue;
+        const uint64_t ats = start + ts, ate = start + last + 1;
+        for (size_t k = 0; k < p->ndigit_rules; k++) {
+            const uint32_t ri = p->digit_rule[k];
+            const dlp_rule *r = &p->rules[ri];
+            if (count < r->digits_min)
+                continue;
+            const uint64_t slack = r->window > r->digits_min ? r->window - r->digits_min : 0;
+            const uint64_t last_start = ate - r->digits_min;
+            if (last_start < s->from)
+                continue; /* no match of it can start at or after `from` */
+            uint64_t st = ats > s->from + slack ? ats - slack : s->from;
+            if (add_hit(s, ri, st, last_start, ate + slack))
+                return fail(s, -ENOMEM, "out of memory");
+        }
+    }
     return 0;
 }
 
@@ -158,6 +260,46 @@ static int cmp_iv(const void *a, const void *b)
     if (x->rule != y->rule)
         return x->rule < y->rule ? -1 : 1;
     return x->s < y->s ? -1 : x->s > y->s;
+}
+
+/* Sort s->iv by (rule, start), as cmp_iv orders: bucketed by rule (a
+ * counting sort), then each rule's run only if it is out of order: most
+ * arrive in order (a general sort of tens of thousands of them per round
+ * cost as much as confirming them). */
+static int sort_iv(dlp_stream *s)
+{
+    const size_t nr = s->p->nrules;
+    if (s->capiv2 < s->niv) {
+        interval *n = realloc(s->iv2, s->niv * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        s->iv2 = n;
+        s->capiv2 = s->niv;
+    }
+    size_t *at = s->rule_at;
+    memset(at, 0, (nr + 1) * sizeof *at);
+    for (size_t i = 0; i < s->niv; i++)
+        at[s->iv[i].rule + 1]++;
+    for (size_t r = 0; r < nr; r++)
+        at[r + 1] += at[r];
+    for (size_t i = 0; i < s->niv; i++)
+        s->iv2[at[s->iv[i].rule]++] = s->iv[i];
+    interval *t = s->iv;
+    s->iv = s->iv2;
+    s->iv2 = t;
+    size_t tc = s->capiv;
+    s->capiv = s->capiv2;
+    s->capiv2 = tc;
+    /* each rule's run: left alone when in order (the usual case), sorted
+     * when not */
+    for (size_t r = 0, b = 0; r < nr; b = at[r++]) {
+        size_t k = b + 1;
+        while (k < at[r] && cmp_iv(&s->iv[k - 1], &s->iv[k]) <= 0)
+            k++;
+        if (k < at[r])
+            qsort(s->iv + b, at[r] - b, sizeof *s->iv, cmp_iv);
+    }
+    return 0;
 }
 
 /* Fill s->iv with disjoint per-rule intervals covering every possible match
@@ -179,6 +321,8 @@ static int prefilter(dlp_stream *s, uint64_t L)
         if (he != HS_SUCCESS)
             return fail(s, he == HS_NOMEM ? -ENOMEM : -EIO, "prefilter scan failed (%d)", (int)he);
     }
+    if (p->ndigit_rules && digit_scan(s, start, L))
+        return s->failed;
     for (size_t i = 0; i < p->nrules; i++) {
         if (!p->rules[i].prefiltered) {
             if (push_iv(s, (interval){(uint32_t)i, s->from, L, L}))
@@ -188,8 +332,8 @@ static int prefilter(dlp_stream *s, uint64_t L)
         }
     }
     /* Hits may arrive out of order for some patterns: sort, then merge. */
-    if (s->niv > 1)
-        qsort(s->iv, s->niv, sizeof *s->iv, cmp_iv);
+    if (s->niv > 1 && sort_iv(s))
+        return fail(s, -ENOMEM, "out of memory");
     size_t w = 0;
     for (size_t i = 0; i < s->niv; i++) {
         if (w && s->iv[w - 1].rule == s->iv[i].rule && s->iv[i].s <= s->iv[w - 1].e + 1) {
@@ -574,9 +718,10 @@ int dlp_stream_new(const dlp_policy *p, dlp_out_fn out, dlp_finding_fn on_findin
     s->counts = calloc(p->nrules + 1, sizeof *s->counts);
     s->hits = calloc(p->nrules + 1, sizeof *s->hits);
     s->open = calloc(p->nrules + 1, sizeof *s->open);
+    s->rule_at = calloc(p->nrules + 1, sizeof *s->rule_at);
     s->md = pcre2_match_data_create(p->max_groups + 1, NULL);
     s->dfa_md = pcre2_match_data_create(DFA_ALTS, NULL);
-    if (!s->counts || !s->hits || !s->open || !s->md || !s->dfa_md ||
+    if (!s->counts || !s->hits || !s->open || !s->rule_at || !s->md || !s->dfa_md ||
         (p->hs && hs_clone_scratch(p->hs_proto, &s->scratch) != HS_SUCCESS)) {
         dlp_stream_free(s);
         return -ENOMEM;
@@ -678,6 +823,8 @@ void dlp_stream_free(dlp_stream *s)
     if (!s->borrowed)
         free(s->buf);
     free(s->iv);
+    free(s->iv2);
+    free(s->rule_at);
     free(s->open);
     free(s->m);
     free(s->obuf.data);
@@ -689,7 +836,7 @@ void dlp_stream_free(dlp_stream *s)
 /* ---- one rule over one example (examples.c) -------------------------------- */
 
 int dlp_rule_spans(const struct dlp_policy *p, size_t ri, const uint8_t *text, size_t len,
-                   dlp_span **spans, size_t *nspans, uint64_t **ends, size_t *nends, char *why,
+                   dlp_span **spans, size_t *nspans, dlp_span **all, size_t *nall, char *why,
                    size_t whylen)
 {
     dlp_stream *s;
@@ -714,13 +861,13 @@ int dlp_rule_spans(const struct dlp_policy *p, size_t ri, const uint8_t *text, s
         for (size_t i = 0; !rc && i < s->nm; i++)
             if (s->m[i].accepted)
                 (*spans)[(*nspans)++] = (dlp_span){s->m[i].fs, s->m[i].fe - s->m[i].fs};
-        if (!rc && ends) {
-            *ends = calloc(s->nm + 1, sizeof **ends);
-            if (!*ends)
+        if (!rc && all) {
+            *all = calloc(s->nm + 1, sizeof **all);
+            if (!*all)
                 rc = -ENOMEM;
             for (size_t i = 0; !rc && i < s->nm; i++)
-                (*ends)[i] = s->m[i].e;
-            *nends = rc ? 0 : s->nm;
+                (*all)[i] = (dlp_span){s->m[i].s, s->m[i].e - s->m[i].s};
+            *nall = rc ? 0 : s->nm;
         }
     }
     dlp_stream_free(s);

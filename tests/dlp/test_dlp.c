@@ -697,6 +697,107 @@ static void test_rule_prefilter(void **state)
     dlp_policy_free(p);
 }
 
+/* The digit scan: rules with `digits` leave Vectorscan and are found from
+ * runs of digits joined by their separators. Wide gaps ("(212) 555"), a
+ * card inside a longer chain of numbers, a card next to a date, numbers at
+ * the edges of the text; the same view at every cut point; and `rules test`
+ * refusing a claim the examples break. */
+static const char *DIGITS_PACK =
+    "pack: dg\nversion: 1\nrules:\n"
+    "  - id: card\n"
+    "    pattern: '(?<![0-9]|[0-9]\\.)(?=4|5[1-5])(?:[0-9]{4}(?:[ -]?[0-9]{4}){2}[ -]?[0-9]{1,4}(?:[ -]?[0-9]{1,3})?|[0-9]{4}[ -]?[0-9]{6}[ -]?[0-9]{4,5})(?![0-9])'\n"
+    "    digits: {min: 13, separators: ' -'}\n"
+    "    validator: luhn\n"
+    "    action: {type: mask, keep-last: 4, keep-separators: true}\n"
+    "    must-match: ['pay [[4111 1111 1111 1111]] now', '[[5555-5555-5555-4444]]', '[[4222222222222]]']\n"
+    "  - id: nanp\n"
+    "    pattern: '(?<![A-Za-z0-9_+-])(?:\\+?1[ .-]?)?(?:\\([2-9][0-9]{2}\\) ?|[2-9][0-9]{2}[ .-])(?=[2-9])[0-9]{3}[ .-][0-9]{4}(?![A-Za-z0-9_-])'\n"
+    "    digits: {min: 10, separators: ' .-()'}\n"
+    "    action: {type: replace, label: '[PHONE]'}\n"
+    "    must-match: ['[[(212) 555-0147]]', 'or [[+1 (212) 555-0147]]', '[[1-800-555-0199]]']\n"
+    "  - id: ssn\n"
+    "    pattern: '(?<![A-Za-z0-9_-])[0-9]{3}-[0-9]{2}-[0-9]{4}(?![A-Za-z0-9_-])'\n"
+    "    digits: {min: 9, separators: '-'}\n"
+    "    action: {type: replace, label: '[SSN]'}\n"
+    "    must-match: ['ssn [[123-45-6789]]']\n"
+    "  - id: word\n"
+    "    pattern: 'secretword'\n"
+    "    action: {type: replace, label: '[W]'}\n";
+
+static void test_digits_prefilter(void **state)
+{
+    (void)state;
+    write_file("dg.yaml", DIGITS_PACK, 0644);
+    char path[256];
+    dlp_policy *p;
+    dlp_error err;
+    snprintf(path, sizeof path, "%s/dg.yaml", dir);
+    assert_int_equal(dlp_pack_load(path, &p, &err), 0);
+    assert_int_equal(dlp_test_examples(p, NULL, NULL), 0);
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"4111111111111111", "************1111"},
+        {"(212) 555-0147 and +1 (212) 555-0147.", "[PHONE] and [PHONE]."},
+        {"1 (212)555-0147;1.212.555.0147", "[PHONE];[PHONE]"},
+        {"2025-12-08 4111-1111-1111-1111 12/27", "2025-12-08 ****-****-****-1111 12/27"},
+        {"1 2 3 4 5 6 7 8 9 10 11 4111 1111 1111 1111 12 13", "1 2 3 4 5 6 7 8 9 10 11 **** **** **** 1111 12 13"},
+        {"INV-20201214-1546, 123-45-6789,2025-11-04T12:00:00", "INV-20201214-1546, [SSN],2025-11-04T12:00:00"},
+        {"x secretword 078-05-1120", "x [W] [SSN]"},
+        {"no digits here at all, only words and secretword", "no digits here at all, only words and [W]"},
+        {"12 34 56 78 90 12 4", "12 34 56 78 90 12 4"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_view(p, cases[i].in, cases[i].want);
+    /* every cut point, rounds as small as they go */
+    const char *in = "call (212) 555-0147, card 4111 1111 1111 1111 or 5555-5555-5555-4444; "
+                     "ssn 123-45-6789; ref 2025-12-08 98765432109876543210 +1 800 555 0199 end";
+    size_t len = strlen(in);
+    char *whole = san(p, in, NULL);
+    assert_string_equal(whole, "call [PHONE], card **** **** **** 1111 or ****-****-****-4444; "
+                               "ssn [SSN]; ref 2025-12-08 98765432109876543210 [PHONE] end");
+    for (size_t k = 0; k <= len; k++) {
+        char *v = stream_cuts(p, in, len, &k, 1, 1);
+        if (strcmp(v, whole)) {
+            print_error("output differs when cut at %zu: %s\n", k, v);
+            fail();
+        }
+        free(v);
+    }
+    free(whole);
+    dlp_policy_free(p);
+
+    /* claims the examples break: too many digits, a missing separator */
+    char bad[4096];
+    snprintf(bad, sizeof bad, "%s", DIGITS_PACK);
+    char *at = strstr(bad, "min: 13");
+    memcpy(at, "min: 14", 7);
+    write_file("dgbad.yaml", bad, 0644);
+    snprintf(path, sizeof path, "%s/dgbad.yaml", dir);
+    assert_int_equal(dlp_pack_load(path, &p, &err), 0);
+    assert_int_equal(dlp_test_examples(p, NULL, NULL), 1); /* '[[4222222222222]]' has 13 */
+    dlp_policy_free(p);
+    snprintf(bad, sizeof bad, "%s", DIGITS_PACK);
+    at = strstr(bad, "separators: ' .-()'");
+    memcpy(at, "separators: ' .-(('", 19);
+    write_file("dgbad.yaml", bad, 0644);
+    assert_int_equal(dlp_pack_load(path, &p, &err), 0);
+    assert_int_equal(dlp_test_examples(p, NULL, NULL), 2); /* ") " twice */
+    dlp_policy_free(p);
+
+    expect_error("dge1.yaml",
+                 "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: '[0-9]{9}'\n"
+                 "    digits: {min: 9}\n    context: {words: [ssn]}\n",
+                 6, "digits cannot be combined with context");
+    expect_error("dge2.yaml",
+                 "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: '[0-9]{9}'\n    digits: {separators: '-'}\n",
+                 6, "digits: needs min");
+    expect_error("dge3.yaml",
+                 "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: '[0-9]{9}'\n"
+                 "    digits: {min: 9, separators: ' 1'}\n",
+                 6, "a digit is not a separator");
+}
+
 /* Review: \K, a secret group in a lookaround, a literal brace loosen() once
  * took for a quantifier, an all-punctuation secret; each masked, whatever
  * the chunking. */
@@ -805,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_examples_runner),
         cmocka_unit_test(test_compile_cache),
         cmocka_unit_test(test_rule_prefilter),
+        cmocka_unit_test(test_digits_prefilter),
         cmocka_unit_test(test_review_patterns),
     };
     return cmocka_run_group_tests_name("dlp", tests, setup, teardown);
