@@ -14,9 +14,18 @@
 #define RX_SLOTS 256
 #define RX_DONE_WINDOW 8192 /* blocks remembered as decoded, per session */
 #define RX_STREAM_BUF (2 * (DIODE_HDR_LEN + DIODE_MAX_SYMBOL))
+/* Blocks are parsed in order (a file's FILE record comes before its DATA
+ * records, possibly in an earlier block), but they may complete out of
+ * order: a sender interleaves the packets of a group of blocks, and a block
+ * that lost a packet completes only with its repair packets, after later
+ * blocks. A decoded block therefore waits for the incomplete blocks before
+ * it; an incomplete block RX_REORDER blocks behind the newest one is given
+ * up (senders interleave far fewer), and so is the oldest one when memory
+ * or slots run out. */
+#define RX_REORDER 128
 
 typedef struct rx_slot {
-    int used;
+    int used, complete;    /* complete: decoded, waiting for earlier blocks */
     uint64_t session, block, touch;
     uint16_t k, m, nhave;
     uint32_t sym;
@@ -42,6 +51,7 @@ struct diode_rx {
     uint8_t *sbuf;         /* stream reassembly */
     size_t slen;
     diode_rx_stats st;
+    int cb_rc;             /* a callback's non-zero return, not yet reported */
 };
 
 int diode_rx_new(const uint8_t *key, size_t keylen, size_t mem_cap, const diode_rx_ops *ops,
@@ -133,13 +143,65 @@ static rx_slot *slot_find(diode_rx *rx, const diode_hdr *h)
     return NULL;
 }
 
-static rx_slot *slot_oldest(diode_rx *rx)
+static rx_slot *slot_oldest_incomplete(diode_rx *rx)
 {
     rx_slot *old = NULL;
     for (size_t i = 0; i < RX_SLOTS; i++)
-        if (rx->slots[i].used && (!old || rx->slots[i].touch < old->touch))
+        if (rx->slots[i].used && !rx->slots[i].complete &&
+            (!old || rx->slots[i].touch < old->touch))
             old = &rx->slots[i];
     return old;
+}
+
+/* Parse a decoded block and free its slot. */
+static int slot_parse(diode_rx *rx, rx_slot *s)
+{
+    /* Detach the buffer before the callbacks run so that they see a
+     * consistent table. */
+    uint8_t *buf = s->buf;
+    const uint64_t session = s->session;
+    const size_t len = (size_t)s->k * s->sym;
+    rx->mem_used -= s->bytes;
+    memset(s, 0, sizeof *s);
+    const int rc = diode_block_parse(buf, len, session, rx->key, rx->keylen, &rx->ops, rx->ctx);
+    free(buf);
+    return rc;
+}
+
+/* Parse, in block order, every decoded block of `session` that no
+ * incomplete block of the session precedes. */
+static int release(diode_rx *rx, uint64_t session)
+{
+    for (;;) {
+        rx_slot *first = NULL;
+        uint64_t low = UINT64_MAX;
+        for (size_t i = 0; i < RX_SLOTS; i++) {
+            rx_slot *s = &rx->slots[i];
+            if (!s->used || s->session != session)
+                continue;
+            if (!s->complete) {
+                if (s->block < low)
+                    low = s->block;
+            } else if (!first || s->block < first->block) {
+                first = s;
+            }
+        }
+        if (!first || first->block > low)
+            return 0;
+        const int rc = slot_parse(rx, first);
+        if (rc)
+            return rc;
+    }
+}
+
+/* An incomplete block is given up: counted as lost, and the blocks that
+ * waited for it are released. */
+static int slot_give_up(diode_rx *rx, rx_slot *s)
+{
+    const uint64_t session = s->session;
+    rx->st.blocks_lost++;
+    slot_drop(rx, s);
+    return release(rx, session);
 }
 
 static rx_slot *slot_new(diode_rx *rx, const diode_hdr *h)
@@ -165,11 +227,14 @@ static rx_slot *slot_new(diode_rx *rx, const diode_hdr *h)
             rx->last_slot = (size_t)(free_slot - rx->slots);
             return free_slot;
         }
-        rx_slot *old = slot_oldest(rx);
+        /* Decoded blocks wait only for incomplete ones: giving up the
+         * oldest incomplete block frees its slot and releases them. */
+        rx_slot *old = slot_oldest_incomplete(rx);
         if (!old)
             return NULL; /* a single block larger than the cap: refuse it */
-        rx->st.blocks_lost++;
-        slot_drop(rx, old);
+        const int rc = slot_give_up(rx, old);
+        if (rc && !rx->cb_rc)
+            rx->cb_rc = rc;
     }
 }
 
@@ -193,24 +258,15 @@ static int block_complete(diode_rx *rx, rx_slot *s)
         for (unsigned i = 0; i < (unsigned)(s->k + s->m); i++)
             sym[i] = s->buf + (size_t)i * s->sym;
         if (diode_fec_decode(rx->fec, s->sym, sym, s->have) < 0) {
-            rx->st.blocks_lost++;
             done_set(rx, session, s->block);
-            slot_drop(rx, s);
-            return 0;
+            return slot_give_up(rx, s);
         }
         rx->st.blocks_repaired++;
     }
     rx->st.blocks++;
     done_set(rx, session, s->block);
-    /* Detach the buffer before the callbacks run so that they see a
-     * consistent table. */
-    uint8_t *buf = s->buf;
-    const size_t len = (size_t)s->k * s->sym;
-    rx->mem_used -= s->bytes;
-    memset(s, 0, sizeof *s);
-    int rc = diode_block_parse(buf, len, session, rx->key, rx->keylen, &rx->ops, rx->ctx);
-    free(buf);
-    return rc;
+    s->complete = 1;
+    return release(rx, session);
 }
 
 static int rx_checked_packet(diode_rx *rx, const diode_hdr *h, const uint8_t *payload)
@@ -226,7 +282,22 @@ static int rx_checked_packet(diode_rx *rx, const diode_hdr *h, const uint8_t *pa
         return 0;
     }
     if (!s) {
+        /* A new block: incomplete blocks far behind it will not complete. */
+        for (size_t i = 0; i < RX_SLOTS; i++) {
+            rx_slot *o = &rx->slots[i];
+            if (o->used && !o->complete && o->session == h->session &&
+                o->block + RX_REORDER < h->block) {
+                const int rc = slot_give_up(rx, o);
+                if (rc && !rx->cb_rc)
+                    rx->cb_rc = rc;
+            }
+        }
         s = slot_new(rx, h);
+        if (rx->cb_rc) {
+            const int rc = rx->cb_rc;
+            rx->cb_rc = 0;
+            return rc;
+        }
         if (!s) {
             rx->st.bad_packets++;
             return 0;
@@ -336,10 +407,16 @@ int diode_rx_stream(diode_rx *rx, const uint8_t *buf, size_t len)
 
 void diode_rx_flush(diode_rx *rx)
 {
+    /* Incomplete blocks are lost; the decoded ones they held back are
+     * parsed (in order). */
     for (size_t i = 0; i < RX_SLOTS; i++)
-        if (rx->slots[i].used) {
+        if (rx->slots[i].used && !rx->slots[i].complete) {
             rx->st.blocks_lost++;
             slot_drop(rx, &rx->slots[i]);
         }
+    for (size_t i = 0; i < RX_SLOTS; i++)
+        if (rx->slots[i].used)
+            release(rx, rx->slots[i].session);
+    rx->cb_rc = 0;
     rx->slen = 0;
 }

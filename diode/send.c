@@ -38,7 +38,12 @@
 
 #define SEND_INMEM_MAX (64u << 20) /* files up to this are read once, into memory */
 #define SEND_MAX_REFUSE 32
-#define SEND_BUFS 8 /* block buffers shared by the packing and sending stages */
+/* UDP blocks are sent in interleaved groups of up to SEND_MAX_GROUP (as
+ * many as one GSO message has packets); the packing stage may run
+ * SEND_AHEAD blocks ahead of the group being sent. */
+#define SEND_MAX_GROUP 40
+#define SEND_AHEAD 6
+#define SEND_MAX_BUFS (SEND_MAX_GROUP + SEND_AHEAD)
 #define SEND_PROBE 4096 /* bytes compressed to judge a file's first chunk */
 
 typedef struct sent {
@@ -75,10 +80,14 @@ typedef struct sender {
     pthread_t q_thread;
     pthread_mutex_t q_mu;
     pthread_cond_t q_work, q_room;
-    uint8_t *q_fill[SEND_BUFS], *q_free[SEND_BUFS];
-    uint64_t q_no[SEND_BUFS];
+    uint8_t *q_fill[SEND_MAX_BUFS], *q_free[SEND_MAX_BUFS];
+    uint64_t q_no[SEND_MAX_BUFS];
     size_t q_head, q_len, q_nfree, backlog;
-    int q_err, q_quit, q_started;
+    int q_err, q_quit, q_flush, q_started;
+    /* the group being sent (worker) */
+    uint8_t *g_blk[SEND_MAX_GROUP];
+    uint64_t g_no[SEND_MAX_GROUP];
+    unsigned g_n, group_max;
     uint64_t sent_bytes; /* worker's count, for pacing */
     struct iovec *iov;
     struct mmsghdr *msgs;
@@ -180,30 +189,15 @@ static void decide(sender *s, const char *path, int accepted, const char *reason
  * approves, reads, hashes, compresses and packs records into blocks; a
  * worker thread erasure-codes each filled block, frames its packets, paces
  * and writes them. They meet in a small bounded queue of block buffers
- * (SEND_BUFS of them: memory stays a few blocks whatever the tree). */
+ * (a group and SEND_AHEAD more: memory stays a few blocks whatever the
+ * tree). */
 
-/* Worker: FEC, headers, pacing, write. 0 or negative errno. */
-static int send_block(sender *s, uint8_t *blk, uint64_t block_no)
+/* Worker: wait until the rate allows the next `bytes` to leave. Each step
+ * leaves no earlier than its share of the rate since the start allows, so
+ * a late step is followed by a catch-up burst (the receiver's socket
+ * buffer absorbs it). */
+static void pace(sender *s, uint64_t bytes)
 {
-    const unsigned n = s->k + s->m;
-    uint8_t *data[DIODE_MAX_K] = {0}, *rep[DIODE_MAX_M] = {0};
-    for (unsigned i = 0; i < s->k; i++)
-        data[i] = blk + (size_t)i * s->sym;
-    for (unsigned i = 0; i < s->m; i++)
-        rep[i] = s->repair + (size_t)i * s->sym;
-    diode_fec_encode(s->fec, s->sym, data, rep);
-    for (unsigned i = 0; i < n; i++) {
-        uint8_t *sym = i < s->k ? data[i] : rep[i - s->k];
-        const diode_hdr h = {.k = (uint16_t)s->k, .m = (uint16_t)s->m, .index = (uint16_t)i,
-                             .symbol_size = s->sym, .session = s->session, .seq = s->seq++,
-                             .block = block_no, .payload_crc = diode_crc32c(sym, s->sym)};
-        diode_hdr_encode(&h, s->hdrs + (size_t)i * DIODE_HDR_LEN);
-        s->iov[2 * i] = (struct iovec){s->hdrs + (size_t)i * DIODE_HDR_LEN, DIODE_HDR_LEN};
-        s->iov[2 * i + 1] = (struct iovec){sym, s->sym};
-    }
-    /* Pacing: each block leaves no earlier than its share of the rate
-     * since the start allows, so a late block is followed by a catch-up
-     * burst (the receiver's socket buffer absorbs it). */
     if (s->rate_mbit > 0) {
         const double due = s->t0 + (double)s->sent_bytes * 8 / (s->rate_mbit * 1e6);
         const double ahead = due - now_s();
@@ -213,51 +207,116 @@ static int send_block(sender *s, uint8_t *blk, uint64_t block_no)
             nanosleep(&ts, NULL);
         }
     }
-    s->sent_bytes += (uint64_t)n * (DIODE_HDR_LEN + s->sym);
-    if (s->ch.is_stream) {
-        /* writev may write part of the vector: advance through it. */
-        struct iovec *v = s->iov;
-        int cnt = (int)(2 * n);
-        while (cnt > 0) {
-            const int batch = cnt > 1024 ? 1024 : cnt;
-            ssize_t w = writev(s->ch.fd, v, batch);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                const int e = errno;
-                sluice_err("%s: %s", s->to, strerror(e));
-                return -e;
-            }
-            while (cnt > 0 && (size_t)w >= v->iov_len) {
-                w -= (ssize_t)v->iov_len;
-                v++;
-                cnt--;
-            }
-            if (cnt > 0 && w > 0) {
-                v->iov_base = (uint8_t *)v->iov_base + w;
-                v->iov_len -= (size_t)w;
-            }
+    s->sent_bytes += bytes;
+}
+
+/* Worker: the repair symbols of group slot g. */
+static void encode_block(sender *s, unsigned g)
+{
+    uint8_t *data[DIODE_MAX_K] = {0}, *rep[DIODE_MAX_M] = {0};
+    for (unsigned i = 0; i < s->k; i++)
+        data[i] = s->g_blk[g] + (size_t)i * s->sym;
+    for (unsigned i = 0; i < s->m; i++)
+        rep[i] = s->repair + ((size_t)g * s->m + i) * s->sym;
+    diode_fec_encode(s->fec, s->sym, data, rep);
+}
+
+/* Worker: symbol i of group slot g, and its header (the sequence number
+ * counts packets in the order they leave). */
+static uint8_t *frame_packet(sender *s, unsigned g, unsigned i, uint8_t *hdr)
+{
+    uint8_t *sym = i < s->k ? s->g_blk[g] + (size_t)i * s->sym
+                            : s->repair + ((size_t)g * s->m + (i - s->k)) * s->sym;
+    const diode_hdr h = {.k = (uint16_t)s->k, .m = (uint16_t)s->m, .index = (uint16_t)i,
+                         .symbol_size = s->sym, .session = s->session, .seq = s->seq++,
+                         .block = s->g_no[g], .payload_crc = diode_crc32c(sym, s->sym)};
+    diode_hdr_encode(&h, hdr);
+    return sym;
+}
+
+/* Worker, stream channel: one block, its packets in order. */
+static int send_stream(sender *s)
+{
+    const unsigned n = s->k + s->m;
+    encode_block(s, 0);
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t *hdr = s->hdrs + (size_t)i * DIODE_HDR_LEN;
+        uint8_t *sym = frame_packet(s, 0, i, hdr);
+        s->iov[2 * i] = (struct iovec){hdr, DIODE_HDR_LEN};
+        s->iov[2 * i + 1] = (struct iovec){sym, s->sym};
+    }
+    pace(s, (uint64_t)n * (DIODE_HDR_LEN + s->sym));
+    /* writev may write part of the vector: advance through it. */
+    struct iovec *v = s->iov;
+    int cnt = (int)(2 * n);
+    while (cnt > 0) {
+        const int batch = cnt > 1024 ? 1024 : cnt;
+        ssize_t w = writev(s->ch.fd, v, batch);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            const int e = errno;
+            sluice_err("%s: %s", s->to, strerror(e));
+            return -e;
         }
-        return 0;
+        while (cnt > 0 && (size_t)w >= v->iov_len) {
+            w -= (ssize_t)v->iov_len;
+            v++;
+            cnt--;
+        }
+        if (cnt > 0 && w > 0) {
+            v->iov_base = (uint8_t *)v->iov_base + w;
+            v->iov_len -= (size_t)w;
+        }
     }
-    /* With UDP GSO one message carries several packets of exactly
-     * gso bytes each (ours are all the same size) and the kernel cuts
-     * them: far less per-packet work on the sending side. */
-udp_again:;
-    const unsigned per = s->gso ? s->gso_per : 1;
-    unsigned nm = 0;
-    for (unsigned i = 0; i < n; i += per, nm++) {
-        const unsigned cnt = n - i < per ? n - i : per;
-        s->msgs[nm] = (struct mmsghdr){.msg_hdr = {.msg_name = s->ch.addr,
-                                                   .msg_namelen = s->ch.addrlen,
-                                                   .msg_iov = &s->iov[2 * i],
-                                                   .msg_iovlen = 2 * cnt}};
-    }
-    unsigned done = 0;
+    return 0;
+}
+
+/* Worker, UDP: the g_n blocks of the group, interleaved: symbol 0 of every
+ * block, then symbol 1 of every block, and so on. With UDP GSO one message
+ * carries several packets (the kernel cuts them: far less per-packet work),
+ * and a link that carries the message whole (a veth pair) or loses a burst
+ * must not take several symbols of one block with it: interleaved, a
+ * message holds at most ceil(gso_per / g_n) symbols of any block. */
+static int send_group(sender *s)
+{
+    const unsigned n = s->k + s->m, G = s->g_n;
+    const size_t total = (size_t)G * n;
+    for (unsigned g = 0; g < G; g++)
+        encode_block(s, g);
+    size_t q = 0;
+    for (unsigned i = 0; i < n; i++)
+        for (unsigned g = 0; g < G; g++, q++) {
+            uint8_t *hdr = s->hdrs + q * DIODE_HDR_LEN;
+            uint8_t *sym = frame_packet(s, g, i, hdr);
+            s->iov[2 * q] = (struct iovec){hdr, DIODE_HDR_LEN};
+            s->iov[2 * q + 1] = (struct iovec){sym, s->sym};
+        }
+    /* Paced a block's worth of packets at a time, as without a group. */
+    size_t p = 0;
     int tries = 0;
-    while (done < nm) {
-        const int r = sendmmsg(s->ch.fd, s->msgs + done, nm - done, 0);
-        if (r < 0) {
+    while (p < total) {
+        const unsigned per = s->gso ? s->gso_per : 1;
+        unsigned nm = 0;
+        size_t e = p;
+        while (e < total && e - p < n) {
+            const size_t cnt = total - e < per ? total - e : per;
+            s->msgs[nm++] = (struct mmsghdr){.msg_hdr = {.msg_name = s->ch.addr,
+                                                         .msg_namelen = s->ch.addrlen,
+                                                         .msg_iov = &s->iov[2 * e],
+                                                         .msg_iovlen = 2 * cnt}};
+            e += cnt;
+        }
+        pace(s, (uint64_t)(e - p) * (DIODE_HDR_LEN + s->sym));
+        unsigned done = 0;
+        while (done < nm) {
+            const int r = sendmmsg(s->ch.fd, s->msgs + done, nm - done, 0);
+            if (r >= 0) {
+                for (int j = 0; j < r; j++)
+                    p += s->msgs[done + (unsigned)j].msg_hdr.msg_iovlen / 2;
+                done += (unsigned)r;
+                continue;
+            }
             if ((errno == ENOBUFS || errno == EAGAIN || errno == EINTR) && tries++ < 1000) {
                 const struct timespec ts = {0, 200000};
                 nanosleep(&ts, NULL);
@@ -265,20 +324,21 @@ udp_again:;
             }
             if (errno == ECONNREFUSED) /* an ICMP error from an earlier datagram */
                 continue;
-            if (s->gso && done == 0 && (errno == EINVAL || errno == EIO || errno == EMSGSIZE)) {
+            if (s->gso && (errno == EINVAL || errno == EIO || errno == EMSGSIZE)) {
                 /* GSO cannot cut packets larger than the link's MTU
-                 * (they go as IP fragments): send them one by one. */
+                 * (they go as IP fragments): send them one by one, and
+                 * stop grouping blocks, which only served GSO. */
                 const int off = 0;
                 setsockopt(s->ch.fd, SOL_UDP, UDP_SEGMENT, &off, sizeof off);
                 s->gso = 0;
+                s->group_max = 1;
                 log_info("msg=\"UDP GSO not usable on this path; sending packet by packet\"");
-                goto udp_again;
+                break; /* rebuild the messages from packet p */
             }
-            const int e = errno;
-            sluice_err("%s: %s", s->to, strerror(e));
-            return -e;
+            const int err = errno;
+            sluice_err("%s: %s", s->to, strerror(err));
+            return -err;
         }
-        done += (unsigned)r;
     }
     return 0;
 }
@@ -288,22 +348,34 @@ static void *send_worker(void *arg)
     sender *s = arg;
     pthread_mutex_lock(&s->q_mu);
     for (;;) {
-        while (s->q_len == 0 && !s->q_quit)
+        while (s->q_len == 0 && !s->q_quit && !(s->q_flush && s->g_n))
             pthread_cond_wait(&s->q_work, &s->q_mu);
+        while (s->q_len > 0 && s->g_n < s->group_max) {
+            s->g_blk[s->g_n] = s->q_fill[s->q_head];
+            s->g_no[s->g_n++] = s->q_no[s->q_head];
+            s->q_head = (s->q_head + 1) % SEND_MAX_BUFS;
+            s->q_len--;
+        }
+        /* A group leaves when full, or partial when the producer asks
+         * (--watch: nothing is held back) or is done. */
+        const int go = s->g_n == s->group_max || (s->g_n && (s->q_flush || s->q_quit));
         if (s->q_len == 0)
-            break; /* quit, and nothing left */
-        uint8_t *blk = s->q_fill[s->q_head];
-        const uint64_t no = s->q_no[s->q_head];
-        s->q_head = (s->q_head + 1) % SEND_BUFS;
-        s->q_len--;
+            s->q_flush = 0;
+        if (!go) {
+            if (s->q_quit && s->q_len == 0)
+                break; /* quit, and nothing left */
+            continue;
+        }
         const int failed = s->q_err != 0;
         pthread_mutex_unlock(&s->q_mu);
         /* After a channel error the rest is dropped, not sent. */
-        const int rc = failed ? 0 : send_block(s, blk, no);
+        const int rc = failed ? 0 : s->ch.is_stream ? send_stream(s) : send_group(s);
         pthread_mutex_lock(&s->q_mu);
         if (rc < 0)
             s->q_err = rc;
-        s->q_free[s->q_nfree++] = blk;
+        for (unsigned g = 0; g < s->g_n; g++)
+            s->q_free[s->q_nfree++] = s->g_blk[g];
+        s->g_n = 0;
         pthread_cond_broadcast(&s->q_room);
     }
     pthread_mutex_unlock(&s->q_mu);
@@ -319,6 +391,15 @@ static int send_start(sender *s)
         return -EAGAIN;
     s->q_started = 1;
     return 0;
+}
+
+/* --watch: let the blocks queued so far leave now, even as a partial group. */
+static void send_flush(sender *s)
+{
+    pthread_mutex_lock(&s->q_mu);
+    s->q_flush = 1;
+    pthread_cond_signal(&s->q_work);
+    pthread_mutex_unlock(&s->q_mu);
 }
 
 /* Wait until every queued block is on the channel and stop the worker.
@@ -337,14 +418,14 @@ static int send_finish(sender *s)
 }
 
 /* Producer: hand the filled block to the worker and continue in an empty
- * buffer (waiting for one when the worker is SEND_BUFS-1 blocks behind). */
+ * buffer (waiting for one while the worker holds all the others). */
 static int emit_block(sender *s)
 {
     if (s->off == 0 || s->chan_error)
         return s->chan_error ? -EPIPE : 0;
     memset(s->blk + s->off, 0, s->blkcap - s->off);
     pthread_mutex_lock(&s->q_mu);
-    const size_t tail = (s->q_head + s->q_len) % SEND_BUFS;
+    const size_t tail = (s->q_head + s->q_len) % SEND_MAX_BUFS;
     s->q_fill[tail] = s->blk;
     s->q_no[tail] = s->block_no++;
     s->q_len++;
@@ -486,7 +567,7 @@ static int put_chunk(sender *s, uint64_t id, uint64_t off, const uint8_t *raw, s
     diode_data d = {.file_id = id, .offset = off, .raw_len = (uint32_t)len,
                     .codec = DIODE_CODEC_RAW, .payload = raw, .payload_len = len};
     if (*squeeze && s->level > -100 && len >= 64 &&
-        (!s->compress_auto || s->backlog >= SEND_BUFS / 4)) {
+        (!s->compress_auto || s->backlog >= 2)) {
         if (off == 0 && len > 4 * SEND_PROBE) {
             /* A file's first chunk: a small sample from its middle tells
              * random-looking data (scans, archives, media) at a fraction of
@@ -966,6 +1047,7 @@ static int watch_loop(sender *s)
                 rc = put_manifest(s);
             if (rc == 0)
                 rc = emit_block(s); /* watch mode: do not hold data back */
+            send_flush(s);
         }
     }
     for (size_t i = 0; i < np; i++)
@@ -1229,8 +1311,10 @@ int diode_send_main(int argc, char **argv)
     s->chunk = (uint32_t)(s->blkcap / 4 - DIODE_REC_HDR - DIODE_DATA_FIXED);
     if (s->chunk > (1u << 20))
         s->chunk = 1u << 20;
+    s->group_max = s->gso ? (s->gso_per < SEND_MAX_GROUP ? s->gso_per : SEND_MAX_GROUP) : 1;
+    const size_t npk = (size_t)(s->k + s->m) * s->group_max;
     int nomem = 0;
-    for (unsigned i = 0; i < SEND_BUFS; i++) {
+    for (unsigned i = 0; i < s->group_max + SEND_AHEAD; i++) {
         uint8_t *b = malloc(s->blkcap);
         if (!b)
             nomem = 1;
@@ -1239,9 +1323,9 @@ int diode_send_main(int argc, char **argv)
         else
             s->q_free[s->q_nfree++] = b;
     }
-    s->repair = malloc((size_t)(s->m ? s->m : 1) * s->sym);
-    s->hdrs = malloc((size_t)(s->k + s->m) * DIODE_HDR_LEN);
-    s->iov = calloc((size_t)(s->k + s->m) * 2, sizeof *s->iov);
+    s->repair = malloc((size_t)(s->m ? s->m : 1) * s->group_max * s->sym);
+    s->hdrs = malloc(npk * DIODE_HDR_LEN);
+    s->iov = calloc(npk * 2, sizeof *s->iov);
     s->msgs = calloc((size_t)(s->k + s->m), sizeof *s->msgs);
     s->zcap = ZSTD_compressBound(s->chunk);
     s->zbuf = malloc(s->zcap);
@@ -1282,6 +1366,7 @@ int diode_send_main(int argc, char **argv)
         rc = walk(s, s->src);
     if (rc == 0 && s->watch) {
         rc = emit_block(s);
+        send_flush(s);
         s->watching = 1;
         if (rc == 0)
             rc = watch_loop(s);

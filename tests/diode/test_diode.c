@@ -125,6 +125,7 @@ static void t_path_rules(void **st)
 
 typedef struct seen {
     int entries, manifest_entries, data, ends, rejects;
+    int data_before_entry; /* DATA records handed over before any entry */
     char last_path[256];
     char last_reject[128];
     uint8_t last_data[64];
@@ -147,6 +148,8 @@ static int cb_data(void *ctx, uint64_t s, const diode_data *d)
     (void)s;
     seen *x = ctx;
     x->data++;
+    if (x->entries + x->manifest_entries == 0)
+        x->data_before_entry++;
     x->last_data_len = d->payload_len < 64 ? d->payload_len : 64;
     memcpy(x->last_data, d->payload, x->last_data_len);
     return 0;
@@ -236,6 +239,95 @@ static void t_rx_packets_with_loss(void **st)
     for (int i = 0; i < TK + TM; i++)
         diode_rx_packet(rx, g_stream + (size_t)i * PKT, PKT);
     assert_int_equal(x.entries, 1);
+    diode_rx_free(rx);
+}
+
+/* Block `no` of session 42: the FILE record (block 0) or the DATA and END
+ * records (block 1) of one file, as TK+TM packets into out. */
+static void make_split_block(uint8_t *out, int no, const char *content, const uint8_t *key)
+{
+    static uint8_t blk[TK * TS];
+    memset(blk, 0, sizeof blk);
+    size_t off = 0;
+    const uint64_t session = 42;
+    diode_entry e = {.file_id = 9, .size = strlen(content), .mode = 0644, .chunk = 4096,
+                     .path_len = 5, .path = "a.txt"};
+    sha256_buf(content, e.size, e.sha256);
+    const diode_data d = {.file_id = 9, .raw_len = (uint32_t)e.size, .codec = DIODE_CODEC_RAW,
+                          .payload = (const uint8_t *)content, .payload_len = e.size};
+    const diode_end en = {.pass = 1, .passes = 1, .files = 1};
+    if (no == 0) {
+        assert_int_equal(diode_put_file(blk, sizeof blk, &off, &e, session, key, 32), 0);
+    } else {
+        assert_int_equal(diode_put_data_hdr(blk, sizeof blk, &off, &d), 0);
+        assert_int_equal(diode_put_end(blk, sizeof blk, &off, &en, session, key, 32), 0);
+    }
+    diode_fec *f;
+    assert_int_equal(diode_fec_new(TK, TM, &f), 0);
+    static uint8_t rep[TM][TS];
+    uint8_t *data[TK], *r[TM];
+    for (int i = 0; i < TK; i++)
+        data[i] = blk + i * TS;
+    for (int i = 0; i < TM; i++)
+        r[i] = rep[i];
+    diode_fec_encode(f, TS, data, r);
+    diode_fec_free(f);
+    for (int i = 0; i < TK + TM; i++) {
+        const uint8_t *sym = i < TK ? data[i] : r[i - TK];
+        const diode_hdr h = {.k = TK, .m = TM, .index = (uint16_t)i, .symbol_size = TS,
+                             .session = session, .seq = (uint64_t)(no * 10 + i),
+                             .block = (uint64_t)no, .payload_crc = diode_crc32c(sym, TS)};
+        diode_hdr_encode(&h, out + (size_t)i * (DIODE_HDR_LEN + TS));
+        memcpy(out + (size_t)i * (DIODE_HDR_LEN + TS) + DIODE_HDR_LEN, sym, TS);
+    }
+}
+
+static uint8_t g_blk0[(TK + TM) * (DIODE_HDR_LEN + TS)], g_blk1[(TK + TM) * (DIODE_HDR_LEN + TS)];
+
+/* Interleaved blocks complete out of order when the earlier one lost a
+ * packet: its records (the FILE entry) must still come out before those of
+ * the later block (the file's DATA), or the data of a file not yet known
+ * would be dropped. */
+static void t_rx_blocks_released_in_order(void **st)
+{
+    (void)st;
+    make_split_block(g_blk0, 0, "ordered bytes", KEY);
+    make_split_block(g_blk1, 1, "ordered bytes", KEY);
+    seen x = {0};
+    diode_rx *rx;
+    assert_int_equal(diode_rx_new(KEY, 32, 0, &OPS, &x, &rx), 0);
+    const size_t P = DIODE_HDR_LEN + TS;
+    /* Interleaved: symbol i of block 0, then of block 1; block 0's first
+     * data packet is lost, so block 1 completes first. */
+    for (int i = 0; i < TK + TM; i++) {
+        if (i != 0)
+            assert_int_equal(diode_rx_packet(rx, g_blk0 + (size_t)i * P, P), 0);
+        assert_int_equal(diode_rx_packet(rx, g_blk1 + (size_t)i * P, P), 0);
+        if (i == TK - 1)
+            assert_int_equal(x.data, 0); /* block 1 is decoded but waits */
+    }
+    assert_int_equal(x.entries, 1);
+    assert_int_equal(x.data, 1);
+    assert_int_equal(x.data_before_entry, 0);
+    assert_int_equal(x.ends, 1);
+    assert_memory_equal(x.last_data, "ordered bytes", 13);
+    assert_int_equal(diode_rx_get_stats(rx)->blocks_repaired, 1);
+    diode_rx_free(rx);
+
+    /* Block 0 lost for good: block 1 waits until flushed, and is then
+     * parsed (its DATA has no entry to go to; the receiver drops it). */
+    memset(&x, 0, sizeof x);
+    assert_int_equal(diode_rx_new(KEY, 32, 0, &OPS, &x, &rx), 0);
+    for (int i = 0; i < TK + TM; i++) {
+        if (i < 2)
+            diode_rx_packet(rx, g_blk0 + (size_t)i * P, P);
+        diode_rx_packet(rx, g_blk1 + (size_t)i * P, P);
+    }
+    assert_int_equal(x.data + x.ends, 0);
+    diode_rx_flush(rx);
+    assert_int_equal(x.data, 1);
+    assert_int_equal(x.ends, 1);
+    assert_int_equal(diode_rx_get_stats(rx)->blocks_lost, 1);
     diode_rx_free(rx);
 }
 
@@ -356,6 +448,7 @@ int main(void)
         cmocka_unit_test(t_path_rules),
         cmocka_unit_test(t_rx_packets_with_loss),
         cmocka_unit_test(t_rx_too_much_loss_gives_nothing),
+        cmocka_unit_test(t_rx_blocks_released_in_order),
         cmocka_unit_test(t_rx_forged_key_refused),
         cmocka_unit_test(t_rx_dotdot_path_refused),
         cmocka_unit_test(t_rx_stream_garbage_and_flips),
