@@ -146,8 +146,12 @@ static int compile_pcre(struct dlp_policy *p, dlp_rule *r, dlp_error *err)
 {
     int ec;
     PCRE2_SIZE off;
+    /* USE_OFFSET_LIMIT: confirm() bounds where a match may start (see
+     * scan.c); without it PCRE2 would try every start up to the end of the
+     * confirm window's subject. */
     r->re = pcre2_compile((PCRE2_SPTR)r->pattern, PCRE2_ZERO_TERMINATED,
-                          r->caseless ? PCRE2_CASELESS : 0, &ec, &off, NULL);
+                          (r->caseless ? PCRE2_CASELESS : 0) | PCRE2_USE_OFFSET_LIMIT, &ec, &off,
+                          NULL);
     if (!r->re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);

@@ -60,6 +60,7 @@ struct dlp_stream {
     void *ctx;
     hs_scratch_t *scratch;
     pcre2_match_data *md;
+    pcre2_match_context *mctx; /* the policy's limits, and confirm()'s offset limit */
     pcre2_match_data *dfa_md; /* the shorter matches at one start (see confirm) */
 
     uint8_t *buf; /* buf[0] is input offset `base` */
@@ -442,8 +443,8 @@ static size_t shorter_accepted(dlp_stream *s, const dlp_rule *r, PCRE2_SIZE len,
     if (r->secret_group)
         return 0;
     int ws[DFA_WORKSPACE];
-    int rc = pcre2_dfa_match(r->re, s->buf, len, ms, opts | PCRE2_ANCHORED, s->dfa_md,
-                             s->p->mctx, ws, DFA_WORKSPACE);
+    int rc = pcre2_dfa_match(r->re, s->buf, len, ms, opts | PCRE2_ANCHORED, s->dfa_md, s->mctx,
+                             ws, DFA_WORKSPACE);
     if (rc == 0)
         rc = DFA_ALTS; /* more lengths than fit: the longest DFA_ALTS */
     if (rc <= 0)
@@ -467,8 +468,12 @@ static int confirm(dlp_stream *s, uint32_t ri, uint64_t is, uint64_t ie, uint64_
     PCRE2_SIZE len = (PCRE2_SIZE)(subj_end - s->base);
     uint32_t opts = (s->base > 0 ? PCRE2_NOTBOL : 0) | (at_eod ? 0 : PCRE2_NOTEOL);
     PCRE2_SIZE pos = (PCRE2_SIZE)(is - s->base), last = (PCRE2_SIZE)(ie - s->base);
+    /* Matches that count here start by `last`: tell PCRE2, which would
+     * otherwise try every start up to the subject's end (a window's
+     * lookahead past its last start) before saying "no match". */
+    pcre2_set_offset_limit(s->mctx, last);
     while (pos <= last && pos <= len) {
-        int rc = pcre2_match(r->re, s->buf, len, pos, opts, s->md, p->mctx);
+        int rc = pcre2_match(r->re, s->buf, len, pos, opts, s->md, s->mctx);
         if (rc == PCRE2_ERROR_NOMATCH)
             break;
         if (rc < 0) {
@@ -720,8 +725,9 @@ int dlp_stream_new(const dlp_policy *p, dlp_out_fn out, dlp_finding_fn on_findin
     s->open = calloc(p->nrules + 1, sizeof *s->open);
     s->rule_at = calloc(p->nrules + 1, sizeof *s->rule_at);
     s->md = pcre2_match_data_create(p->max_groups + 1, NULL);
+    s->mctx = pcre2_match_context_copy(p->mctx);
     s->dfa_md = pcre2_match_data_create(DFA_ALTS, NULL);
-    if (!s->counts || !s->hits || !s->open || !s->rule_at || !s->md || !s->dfa_md ||
+    if (!s->counts || !s->hits || !s->open || !s->rule_at || !s->md || !s->mctx || !s->dfa_md ||
         (p->hs && hs_clone_scratch(p->hs_proto, &s->scratch) != HS_SUCCESS)) {
         dlp_stream_free(s);
         return -ENOMEM;
@@ -818,6 +824,8 @@ void dlp_stream_free(dlp_stream *s)
         hs_free_scratch(s->scratch);
     if (s->md)
         pcre2_match_data_free(s->md);
+    if (s->mctx)
+        pcre2_match_context_free(s->mctx);
     if (s->dfa_md)
         pcre2_match_data_free(s->dfa_md);
     if (!s->borrowed)
