@@ -165,6 +165,12 @@ void fs_cache_free(fs_cache *c);
 int fs_view_get(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel, uint64_t max,
                 fs_view **out);
 
+/* The same, for a caller that has just stat'ed the source (known: *st is
+ * that fs_source_stat of `rel`) or wants the stat the view was looked up
+ * by (known = 0: *st gets it). Saves a path walk per FUSE request. */
+int fs_view_get_stat(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel, uint64_t max,
+                     struct stat *st, int known, fs_view **out);
+
 /* Only a cache lookup for the key of `st`: 0 with a reference, or -ENOENT. */
 int fs_view_peek(fs_cache *c, const struct stat *st, const char *policy_hash, fs_view **out);
 

@@ -470,7 +470,7 @@ static int resolve_entry(const char *rel, struct stat *st, enum fs_kind *kind)
     *kind = FS_KIND_FILE;
     fs_view *v = NULL;
     pthread_rwlock_rdlock(&g.pol_lock);
-    r = fs_view_get(g.cache, g.pol, g.rootfd, rel, max_size_locked(), &v);
+    r = fs_view_get_stat(g.cache, g.pol, g.rootfd, rel, max_size_locked(), st, 1, &v);
     pthread_rwlock_unlock(&g.pol_lock);
     if (r == -ENOENT || r == -ENOTDIR)
         return r;
@@ -659,7 +659,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     char policy_hash[SHA256_HEX_LEN];
     pthread_rwlock_rdlock(&g.pol_lock);
     snprintf(policy_hash, sizeof policy_hash, "%s", dlp_policy_hash(g.pol));
-    int r = fs_view_get(g.cache, g.pol, g.rootfd, rel, max_size_locked(), &v);
+    struct stat cur; /* the source as the view was looked up by */
+    int r = fs_view_get_stat(g.cache, g.pol, g.rootfd, rel, max_size_locked(), &cur, 0, &v);
     pthread_rwlock_unlock(&g.pol_lock);
 
     /* The path must still lead to this inode's source; if it leads to
@@ -744,17 +745,17 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
               rid, (unsigned long long)seq, rel, (int)rd.pid, rd.comm, v->len,
               (unsigned long long)v->gen, v->nhits);
     struct fs_handle *h = calloc(1, sizeof *h);
-    struct stat cur;
-    if (h == NULL || fs_source_stat(g.rootfd, rel, &cur) < 0) {
-        free(h);
+    if (h == NULL) {
         fs_view_unref(g.cache, v);
         free(rel);
-        fuse_reply_err(req, h ? EACCES : ENOMEM);
+        fuse_reply_err(req, ENOMEM);
         return;
     }
     free(rel);
     h->view = v;
-    h->st = cur; /* mode and owner of the source; size and times of the view */
+    /* Mode and owner of the source version the view is of (a chmod or chown
+     * changes the ctime, hence the view's key); size and times of the view. */
+    h->st = cur;
     view_attrs(&h->st, v);
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = 0; /* through the page cache: mmap works, repeated reads are free */

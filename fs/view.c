@@ -1170,12 +1170,20 @@ static int build_and_insert(fs_cache *c, const dlp_policy *pol, int rootfd, cons
 int fs_view_get(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel, uint64_t max,
                 fs_view **out)
 {
+    struct stat st;
+    return fs_view_get_stat(c, pol, rootfd, rel, max, &st, 0, out);
+}
+
+int fs_view_get_stat(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel, uint64_t max,
+                     struct stat *stp, int known, fs_view **out)
+{
     const char *ph = dlp_policy_hash(pol);
     for (int round = 0;; round++) {
-        struct stat st;
-        int r = fs_source_stat(rootfd, rel, &st);
+        /* after waiting for another build, look at the source again */
+        int r = known && round == 0 ? 0 : fs_source_stat(rootfd, rel, stp);
         if (r < 0)
             return r;
+        const struct stat st = *stp;
         if (S_ISDIR(st.st_mode))
             return -EISDIR;
         if (!S_ISREG(st.st_mode))
