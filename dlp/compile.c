@@ -264,6 +264,7 @@ static int cache_path(const struct dlp_policy *p, const char *const *exprs, cons
         sha256_update(h, &r->caseless, sizeof r->caseless);
         sha256_update(h, &r->max_length, sizeof r->max_length);
         sha256_update(h, &r->digits_min, sizeof r->digits_min);
+        sha256_update(h, &r->digits_groups, sizeof r->digits_groups);
         sha256_update(h, r->digits_seps ? r->digits_seps : "", strlen(r->digits_seps ? r->digits_seps : "") + 1);
     }
     uint8_t d[SHA256_LEN];

@@ -404,6 +404,12 @@ static int digits_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, v
         r->digits_min = (unsigned)n;
         return rc;
     }
+    if (!strcmp(key, "groups")) {
+        long n;
+        int rc = yint(c, v, "digits.groups", 1, DLP_DIGITS_MAX_MIN, &n);
+        r->digits_groups = (unsigned)n;
+        return rc;
+    }
     int rc = ystrdup(c, v, "digits.separators", &r->digits_seps);
     if (rc)
         return rc;
@@ -455,11 +461,13 @@ static int rule_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, voi
     if (!strcmp(key, "prefilter"))
         return ystrdup(c, v, "prefilter", &r->prefilter);
     if (!strcmp(key, "digits")) {
-        static const char *const keys[] = {"min", "separators", NULL};
+        static const char *const keys[] = {"min", "groups", "separators", NULL};
         rp->digits_node = v;
         int rc = ymap(c, v, "digits", keys, digits_key, r);
         if (!rc && r->digits_min == 0)
             return YERR(c, v, "digits: needs min");
+        if (!rc && r->digits_groups > r->digits_min)
+            return YERR(c, v, "digits: more groups than digits");
         if (!rc && !r->digits_seps && !(r->digits_seps = strdup("")))
             return -ENOMEM;
         return rc;

@@ -48,6 +48,7 @@ typedef struct dlp_rule {
     char *id, *description, *pattern;
     char *prefilter; /* optional: a superset of `pattern` for Vectorscan */
     unsigned digits_min; /* optional: every match holds this many digits (scan.c), 0 = none */
+    unsigned digits_groups; /* and at least this many runs of them (0 = any) */
     char *digits_seps;   /* the bytes that may separate them, at most DLP_DIGITS_GAP in a row */
     char *file; /* the pack it came from, for messages */
     int line;

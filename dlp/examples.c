@@ -72,11 +72,12 @@ static size_t digits_misses(const dlp_rule *r, const dlp_example *ex, const dlp_
         return 0;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *t = (const uint8_t *)ex->text + want[i].off;
-        unsigned count = 0;
+        unsigned count = 0, groups = 0;
         size_t gap = 0;
         int ok = 1;
         for (size_t k = 0; k < want[i].len && ok; k++) {
             if (t[k] >= '0' && t[k] <= '9') {
+                groups += k == 0 || !(t[k - 1] >= '0' && t[k - 1] <= '9');
                 count++;
                 gap = 0;
             } else if (count) {
@@ -93,7 +94,7 @@ static size_t digits_misses(const dlp_rule *r, const dlp_example *ex, const dlp_
                 k = j - 1;
             }
         }
-        if (!ok || count < r->digits_min)
+        if (!ok || count < r->digits_min || groups < r->digits_groups)
             return want[i].off + 1;
     }
     return 0;
@@ -141,9 +142,9 @@ int dlp_test_examples(const dlp_policy *p, dlp_example_report_fn report, void *c
                 } else if (!rc && (miss = digits_misses(r, ex, ends, nends))) {
                     snprintf(what, sizeof what,
                              "%s (line %d): the match starting at %zu does not hold the rule's "
-                             "digits (min %u, separated by at most %d of '%s')",
+                             "digits (min %u, groups %u, separated by at most %d of '%s')",
                              kind ? "must-not-match" : "must-match", ex->line, miss - 1,
-                             r->digits_min, DLP_DIGITS_GAP, r->digits_seps);
+                             r->digits_min, r->digits_groups, DLP_DIGITS_GAP, r->digits_seps);
                     ok = 0;
                 } else if (rc) {
                     snprintf(what, sizeof what, "%s (line %d): %s",

@@ -175,7 +175,9 @@ static int on_hit(unsigned int id, unsigned long long from, unsigned long long t
  * document text whatever their form. One pass here finds every "token" (a
  * maximal run of digits joined by such gaps, S being the union of the
  * rules' separators, so a match's digits all lie in one token), and a token
- * with at least N digits is a candidate for each rule with that N. A match
+ * with at least N digits is a candidate for each rule with that N (and with
+ * at least G runs of digits, for a rule that claims G `groups`: the
+ * token holds every run of the match). A match
  * M of width at most W (the rule's window) with its N or more digits in the
  * token [ts, te) has at most W - N other bytes, so it starts in
  * [ts - (W - N), te - N] and ends by te + (W - N). Tokens are cut only where
@@ -220,8 +222,9 @@ static int digit_scan(dlp_stream *s, uint64_t start, uint64_t L)
     const size_t n = (size_t)(L - start);
     for (size_t i = next_digit(b, 0, n); i < n; i = next_digit(b, i, n)) {
         size_t ts = i, last = i;
-        unsigned count = 0;
+        unsigned count = 0, groups = 0;
         for (;;) {
+            groups++;
             while (i < n && is_digit(b[i])) {
                 count++;
                 i++;
@@ -241,7 +244,7 @@ static int digit_scan(dlp_stream *s, uint64_t start, uint64_t L)
         for (size_t k = 0; k < p->ndigit_rules; k++) {
             const uint32_t ri = p->digit_rule[k];
             const dlp_rule *r = &p->rules[ri];
-            if (count < r->digits_min)
+            if (count < r->digits_min || groups < r->digits_groups)
                 continue;
             const uint64_t slack = r->window > r->digits_min ? r->window - r->digits_min : 0;
             const uint64_t last_start = ate - r->digits_min;

@@ -720,6 +720,11 @@ static const char *DIGITS_PACK =
     "    digits: {min: 9, separators: '-'}\n"
     "    action: {type: replace, label: '[SSN]'}\n"
     "    must-match: ['ssn [[123-45-6789]]']\n"
+    "  - id: ip\n"
+    "    pattern: '(?<![0-9.])[0-9]{1,3}(?:\\.[0-9]{1,3}){3}(?![0-9]|\\.[0-9])'\n"
+    "    digits: {min: 4, groups: 4, separators: '.'}\n"
+    "    action: {type: replace, label: '[IP]'}\n"
+    "    must-match: ['[[10.0.0.1]]:80', 'at [[1.2.3.4]].']\n"
     "  - id: word\n"
     "    pattern: 'secretword'\n"
     "    action: {type: replace, label: '[W]'}\n";
@@ -746,6 +751,7 @@ static void test_digits_prefilter(void **state)
         {"x secretword 078-05-1120", "x [W] [SSN]"},
         {"no digits here at all, only words and secretword", "no digits here at all, only words and [W]"},
         {"12 34 56 78 90 12 4", "12 34 56 78 90 12 4"},
+        {"host 10.0.0.1:80 v1.2.3 and 1.2.3.4.5 or 9.40 s, 8.8.8.8", "host [IP]:80 v1.2.3 and 1.2.3.4.5 or 9.40 s, [IP]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_view(p, cases[i].in, cases[i].want);
@@ -784,6 +790,14 @@ static void test_digits_prefilter(void **state)
     assert_int_equal(dlp_pack_load(path, &p, &err), 0);
     assert_int_equal(dlp_test_examples(p, NULL, NULL), 2); /* ") " twice */
     dlp_policy_free(p);
+    snprintf(bad, sizeof bad, "%s", DIGITS_PACK);
+    at = strstr(bad, "{min: 4, groups: 4");
+    memcpy(at, "{min: 5, groups: 5", 18);
+    write_file("dgbad.yaml", bad, 0644);
+    assert_int_equal(dlp_pack_load(path, &p, &err), 0);
+    /* 10.0.0.1 has 5 digits but 4 groups; 1.2.3.4 fails both */
+    assert_int_equal(dlp_test_examples(p, NULL, NULL), 2);
+    dlp_policy_free(p);
 
     expect_error("dge1.yaml",
                  "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: '[0-9]{9}'\n"
@@ -796,6 +810,10 @@ static void test_digits_prefilter(void **state)
                  "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: '[0-9]{9}'\n"
                  "    digits: {min: 9, separators: ' 1'}\n",
                  6, "a digit is not a separator");
+    expect_error("dge4.yaml",
+                 "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: '[0-9]{9}'\n"
+                 "    digits: {min: 3, groups: 4}\n",
+                 6, "more groups than digits");
 }
 
 /* Review: \K, a secret group in a lookaround, a literal brace loosen() once
