@@ -304,6 +304,11 @@ static int landlock_prepare(const diode_sandbox_paths *p, int sender, int *abi_o
     /* Read lazily by glibc (time zone) and OpenSSL (its configuration). */
     for (size_t i = 0; i < SLUICE_ARRAY_LEN(lazy_system_files) && !r; i++)
         r = ll_allow(rfd, lazy_system_files[i], LANDLOCK_ACCESS_FS_READ_FILE, handled, 1);
+#ifdef DIODE_SANITIZED
+    /* LeakSanitizer reads /proc/PID/task and /proc/self/maps at exit
+     * (sanitizer builds only). */
+    r = r ? r : ll_allow(rfd, "/proc", LL_READ, handled, 0);
+#endif
     if (sender) {
         char helper[PATH_MAX], interp[PATH_MAX] = "";
         extract_helper_path(helper, sizeof helper);
@@ -451,6 +456,10 @@ static int seccomp_apply(int chan_fd, int sender)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ptrace), 0);
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 0);
+    if (rc == 0) /* it lists /proc/PID/task with the old getdents */
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getdents), 0);
+    if (rc == 0) /* and waits for the threads it attached */
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(wait4), 0);
 #endif
     /* isatty() (progress output) */
     if (rc == 0)

@@ -395,6 +395,8 @@ static int seccomp_apply(void)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ptrace), 0);
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 0);
+    if (rc == 0) /* it lists /proc/PID/task with the old getdents */
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getdents), 0);
 #endif
     /* clone3's flags sit behind a pointer seccomp cannot read: ENOSYS makes
      * glibc use clone, whose flags are plain arguments. */
