@@ -23,6 +23,8 @@
  * up (senders interleave far fewer), and so is the oldest one when memory
  * or slots run out. */
 #define RX_REORDER 128
+#define RX_MAP 1024
+#define RX_SPARE 16
 
 typedef struct rx_slot {
     int used, complete;    /* complete: decoded, waiting for earlier blocks */
@@ -40,7 +42,7 @@ struct diode_rx {
     diode_rx_ops ops;
     void *ctx;
     rx_slot slots[RX_SLOTS];
-    size_t last_slot;
+    uint16_t map[RX_MAP];  /* block % RX_MAP -> a slot index (a hint, checked) */
     uint64_t touch;
     /* decoded blocks of `done_session`: [done_base, done_base + WINDOW) */
     uint64_t done_session, done_base;
@@ -52,6 +54,8 @@ struct diode_rx {
     size_t slen;
     diode_rx_stats st;
     int cb_rc;             /* a callback's non-zero return, not yet reported */
+    uint8_t *spare[RX_SPARE]; /* freed block buffers kept for reuse */
+    size_t spare_len[RX_SPARE], nspare, spare_bytes;
 };
 
 int diode_rx_new(const uint8_t *key, size_t keylen, size_t mem_cap, const diode_rx_ops *ops,
@@ -74,10 +78,40 @@ int diode_rx_new(const uint8_t *key, size_t keylen, size_t mem_cap, const diode_
     return 0;
 }
 
+/* Block buffers are kept for reuse (a few, bounded in bytes): a fresh
+ * allocation per block is a fresh mapping, and faulting its pages in, then
+ * unmapping them in a threaded receiver, cost more than the copy itself. */
+static uint8_t *buf_get(diode_rx *rx, size_t bytes)
+{
+    for (size_t i = 0; i < rx->nspare; i++)
+        if (rx->spare_len[i] == bytes) {
+            uint8_t *b = rx->spare[i];
+            rx->spare_bytes -= bytes;
+            rx->nspare--;
+            rx->spare[i] = rx->spare[rx->nspare];
+            rx->spare_len[i] = rx->spare_len[rx->nspare];
+            return b;
+        }
+    return malloc(bytes);
+}
+
+static void buf_put(diode_rx *rx, uint8_t *b, size_t bytes)
+{
+    if (!b)
+        return;
+    if (rx->nspare < RX_SPARE && rx->spare_bytes + bytes <= rx->mem_cap / 8) {
+        rx->spare[rx->nspare] = b;
+        rx->spare_len[rx->nspare++] = bytes;
+        rx->spare_bytes += bytes;
+        return;
+    }
+    free(b);
+}
+
 static void slot_drop(diode_rx *rx, rx_slot *s)
 {
     rx->mem_used -= s->bytes;
-    free(s->buf);
+    buf_put(rx, s->buf, s->bytes);
     memset(s, 0, sizeof *s);
 }
 
@@ -89,6 +123,8 @@ void diode_rx_free(diode_rx *rx)
         if (rx->slots[i].used)
             slot_drop(rx, &rx->slots[i]);
     diode_fec_free(rx->fec);
+    for (size_t i = 0; i < rx->nspare; i++)
+        free(rx->spare[i]);
     free(rx->sbuf);
     free(rx);
 }
@@ -130,13 +166,16 @@ static void done_set(diode_rx *rx, uint64_t session, uint64_t block)
 
 static rx_slot *slot_find(diode_rx *rx, const diode_hdr *h)
 {
-    rx_slot *s = &rx->slots[rx->last_slot];
+    /* Interleaved senders alternate blocks from one packet to the next:
+     * look the block up by number first, scan only on a miss. */
+    const size_t m = rx->map[h->block % RX_MAP];
+    rx_slot *s = &rx->slots[m];
     if (s->used && s->block == h->block && s->session == h->session)
         return s;
     for (size_t i = 0; i < RX_SLOTS; i++) {
         s = &rx->slots[i];
         if (s->used && s->block == h->block && s->session == h->session) {
-            rx->last_slot = i;
+            rx->map[h->block % RX_MAP] = (uint16_t)i;
             return s;
         }
     }
@@ -160,11 +199,11 @@ static int slot_parse(diode_rx *rx, rx_slot *s)
      * consistent table. */
     uint8_t *buf = s->buf;
     const uint64_t session = s->session;
-    const size_t len = (size_t)s->k * s->sym;
+    const size_t len = (size_t)s->k * s->sym, bytes = s->bytes;
     rx->mem_used -= s->bytes;
     memset(s, 0, sizeof *s);
     const int rc = diode_block_parse(buf, len, session, rx->key, rx->keylen, &rx->ops, rx->ctx);
-    free(buf);
+    buf_put(rx, buf, bytes);
     return rc;
 }
 
@@ -213,7 +252,7 @@ static rx_slot *slot_new(diode_rx *rx, const diode_hdr *h)
             if (!rx->slots[i].used)
                 free_slot = &rx->slots[i];
         if (free_slot && rx->mem_used + bytes <= rx->mem_cap) {
-            free_slot->buf = malloc(bytes);
+            free_slot->buf = buf_get(rx, bytes);
             if (!free_slot->buf)
                 return NULL;
             free_slot->used = 1;
@@ -224,7 +263,7 @@ static rx_slot *slot_new(diode_rx *rx, const diode_hdr *h)
             free_slot->sym = h->symbol_size;
             free_slot->bytes = bytes;
             rx->mem_used += bytes;
-            rx->last_slot = (size_t)(free_slot - rx->slots);
+            rx->map[h->block % RX_MAP] = (uint16_t)(free_slot - rx->slots);
             return free_slot;
         }
         /* Decoded blocks wait only for incomplete ones: giving up the

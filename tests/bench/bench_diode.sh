@@ -20,7 +20,7 @@
 # recently_deleted), so a transfer started right after deleting the previous
 # 9,000-file copy spends most of its CPU allocating inodes. That is the
 # cleanup's cost, not the copy's, and it would fall on whichever program
-# happened to run next.
+# happened to run next. The copies' page cache is dropped instead.
 set -u
 ROOT=${SLUICE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${SLUICE_BUILD:-$ROOT/build}
@@ -82,11 +82,30 @@ now() { date +%s.%N; }
 gbit() { python3 -c "import sys; print('%.3f' % ($BYTES * 8 / float(sys.argv[1]) / 1e9))" "$1"; }
 median() { awk 'NF' | sort -g | awk '{a[NR]=$1} END{if (NR==0) print "n/a"; else print a[int((NR+1)/2)]}'; }
 intact() { diff -r src "$1" >/dev/null 2>&1; }
-# See the top: old copies go to the trash, emptied when the bench ends.
+# See the top: old copies go to the trash, emptied when the bench ends;
+# their page cache is dropped (they are synced first) so that a dozen
+# copies of the tree do not fill the memory: writing into a full page cache
+# costs the next transfer its reclaim.
 mkdir -p trash
+dropcache() {
+    python3 - "$1" <<'PY'
+import os, sys
+for d, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        try:
+            fd = os.open(os.path.join(d, f), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+PY
+}
 fresh() {
-    [ -e "$1" ] && mv "$1" "trash/$(basename "$1").$(date +%s%N)"
+    local t
+    t="trash/$(basename "$1").$(date +%s%N)"
+    [ -e "$1" ] && mv "$1" "$t"
     rm -rf "$(dirname "$1")/.$(basename "$1").sluice-staging"; sync
+    [ -e "$t" ] && dropcache "$t"
 }
 NS_S= NS_R=
 cleanup() {
