@@ -499,8 +499,6 @@ int dlp_compile(struct dlp_policy *p, dlp_error *err)
             p->digit_rule[p->ndigit_rules++] = (uint32_t)i;
             for (const char *c = r->digits_seps; *c; c++)
                 p->digit_sep[(uint8_t)*c] = 1;
-            if (!p->digits_min_any || r->digits_min < p->digits_min_any)
-                p->digits_min_any = r->digits_min;
         }
         if (r->window > max_window)
             max_window = r->window;
@@ -509,6 +507,14 @@ int dlp_compile(struct dlp_policy *p, dlp_error *err)
         for (size_t w = 0; w < r->nctx; w++)
             if (strlen(r->ctx_words[w]) > max_word)
                 max_word = (unsigned)strlen(r->ctx_words[w]);
+    }
+    for (unsigned c = 0; c <= DLP_DIGITS_MAX_MIN; c++) {
+        p->digits_groups_needed[c] = UINT_MAX;
+        for (size_t k = 0; k < p->ndigit_rules; k++) {
+            const dlp_rule *r = &p->rules[p->digit_rule[k]];
+            if (r->digits_min <= c && r->digits_groups < p->digits_groups_needed[c])
+                p->digits_groups_needed[c] = r->digits_groups;
+        }
     }
     /* Enough that a match starting before the cut is final, and that a
      * context window first seen in a round starts after the last cut. */

@@ -102,7 +102,9 @@ struct dlp_policy {
     size_t nctx_words;
     uint32_t *digit_rule;    /* the rules prefiltered by the digit scan */
     size_t ndigit_rules;
-    unsigned digits_min_any; /* the smallest of their `min` */
+    /* [c]: the fewest groups a token of c digits needs to be a candidate
+     * for any of them (UINT_MAX: none takes c digits) */
+    unsigned digits_groups_needed[DLP_DIGITS_MAX_MIN + 1];
     uint8_t digit_sep[256];  /* the union of their separators */
     size_t hold;       /* bytes held back before a cut: window + context + lookahead */
     size_t ctx_before; /* bytes kept before a cut for lookbehind and context */

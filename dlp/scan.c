@@ -215,31 +215,55 @@ static inline size_t next_digit(const uint8_t *b, size_t i, size_t n)
     return i;
 }
 
+/* The length of the run of digits at b[i] (words at a time, as above). */
+static inline size_t digit_run(const uint8_t *b, size_t i, size_t n)
+{
+    size_t k = i;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; k + 8 <= n; k += 8) {
+        uint64_t w;
+        memcpy(&w, b + k, 8);
+        uint64_t nd = digit_bytes(w) ^ 0x8080808080808080ull;
+        if (nd)
+            return k - i + ((size_t)__builtin_ctzll(nd) >> 3);
+    }
+#endif
+    while (k < n && is_digit(b[k]))
+        k++;
+    return k - i;
+}
+
+_Static_assert(DLP_DIGITS_GAP == 2, "digit_scan() joins runs across one or two separators");
+
 static int digit_scan(dlp_stream *s, uint64_t start, uint64_t L)
 {
     const struct dlp_policy *p = s->p;
     const uint8_t *b = s->buf + (start - s->base);
+    const uint8_t *sep = p->digit_sep;
     const size_t n = (size_t)(L - start);
     for (size_t i = next_digit(b, 0, n); i < n; i = next_digit(b, i, n)) {
-        size_t ts = i, last = i;
+        const size_t ts = i;
         unsigned count = 0, groups = 0;
         for (;;) {
+            const size_t run = digit_run(b, i, n);
             groups++;
-            while (i < n && is_digit(b[i])) {
-                count++;
-                i++;
+            count += (unsigned)run;
+            i += run; /* past the run: a non-digit, or the end */
+            if (i + 1 < n && sep[b[i]]) {
+                if (is_digit(b[i + 1])) {
+                    i += 1;
+                    continue;
+                }
+                if (i + 2 < n && sep[b[i + 1]] && is_digit(b[i + 2])) {
+                    i += 2;
+                    continue;
+                }
             }
-            last = i - 1;
-            size_t g = i;
-            while (g < n && g - i < DLP_DIGITS_GAP && p->digit_sep[b[g]])
-                g++;
-            if (g == i || g >= n || !is_digit(b[g]))
-                break;
-            i = g;
+            break;
         }
-        i = last + 1;
-        if (count < p->digits_min_any)
-            continue;
+        const size_t last = i - 1; /* the token's last digit */
+        if (groups < p->digits_groups_needed[count < DLP_DIGITS_MAX_MIN ? count : DLP_DIGITS_MAX_MIN])
+            continue; /* no rule's claim holds: most tokens end here */
         const uint64_t ats = start + ts, ate = start + last + 1;
         for (size_t k = 0; k < p->ndigit_rules; k++) {
             const uint32_t ri = p->digit_rule[k];
