@@ -265,6 +265,7 @@ static int cache_path(const struct dlp_policy *p, const char *const *exprs, cons
         sha256_update(h, &r->max_length, sizeof r->max_length);
         sha256_update(h, &r->digits_min, sizeof r->digits_min);
         sha256_update(h, &r->digits_groups, sizeof r->digits_groups);
+        sha256_update(h, &r->digits_lead, sizeof r->digits_lead);
         sha256_update(h, r->digits_seps ? r->digits_seps : "", strlen(r->digits_seps ? r->digits_seps : "") + 1);
     }
     uint8_t d[SHA256_LEN];
@@ -508,14 +509,16 @@ int dlp_compile(struct dlp_policy *p, dlp_error *err)
             if (strlen(r->ctx_words[w]) > max_word)
                 max_word = (unsigned)strlen(r->ctx_words[w]);
     }
-    for (unsigned c = 0; c <= DLP_DIGITS_MAX_MIN; c++) {
-        p->digits_groups_needed[c] = UINT_MAX;
-        for (size_t k = 0; k < p->ndigit_rules; k++) {
-            const dlp_rule *r = &p->rules[p->digit_rule[k]];
-            if (r->digits_min <= c && r->digits_groups < p->digits_groups_needed[c])
-                p->digits_groups_needed[c] = r->digits_groups;
+    for (int lead = 0; lead < 2; lead++)
+        for (unsigned c = 0; c <= DLP_DIGITS_MAX_MIN; c++) {
+            unsigned *need = &p->digits_groups_needed[lead][c];
+            *need = UINT_MAX;
+            for (size_t k = 0; k < p->ndigit_rules; k++) {
+                const dlp_rule *r = &p->rules[p->digit_rule[k]];
+                if ((lead || !r->digits_lead) && r->digits_min <= c && r->digits_groups < *need)
+                    *need = r->digits_groups;
+            }
         }
-    }
     /* Enough that a match starting before the cut is final, and that a
      * context window first seen in a round starts after the last cut. */
     p->hold = (size_t)max_window + max_ctx + max_word;

@@ -404,6 +404,12 @@ static int digits_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, v
         r->digits_min = (unsigned)n;
         return rc;
     }
+    if (!strcmp(key, "lead")) {
+        long n;
+        int rc = yint(c, v, "digits.lead", 1, 2, &n);
+        r->digits_lead = (unsigned)n;
+        return rc;
+    }
     if (!strcmp(key, "groups")) {
         long n;
         int rc = yint(c, v, "digits.groups", 1, DLP_DIGITS_MAX_MIN, &n);
@@ -413,9 +419,11 @@ static int digits_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, v
     int rc = ystrdup(c, v, "digits.separators", &r->digits_seps);
     if (rc)
         return rc;
+    /* punctuation and white space only: a run of digits then starts right
+     * after a letter, which is what `lead` relies on (scan.c) */
     for (const char *s = r->digits_seps; *s; s++)
-        if (*s >= '0' && *s <= '9')
-            return YERR(c, v, "digits.separators: a digit is not a separator");
+        if ((*s >= '0' && *s <= '9') || ((*s | 32) >= 'a' && (*s | 32) <= 'z'))
+            return YERR(c, v, "digits.separators: '%c' is not punctuation or white space", *s);
     if (strlen(r->digits_seps) > 32)
         return YERR(c, v, "digits.separators: at most 32 bytes");
     return 0;
@@ -461,7 +469,7 @@ static int rule_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, voi
     if (!strcmp(key, "prefilter"))
         return ystrdup(c, v, "prefilter", &r->prefilter);
     if (!strcmp(key, "digits")) {
-        static const char *const keys[] = {"min", "groups", "separators", NULL};
+        static const char *const keys[] = {"min", "groups", "lead", "separators", NULL};
         rp->digits_node = v;
         int rc = ymap(c, v, "digits", keys, digits_key, r);
         if (!rc && r->digits_min == 0)

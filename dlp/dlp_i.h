@@ -49,6 +49,7 @@ typedef struct dlp_rule {
     char *prefilter; /* optional: a superset of `pattern` for Vectorscan */
     unsigned digits_min; /* optional: every match holds this many digits (scan.c), 0 = none */
     unsigned digits_groups; /* and at least this many runs of them (0 = any) */
+    unsigned digits_lead;   /* and it starts with this many A-Z before its first digit */
     char *digits_seps;   /* the bytes that may separate them, at most DLP_DIGITS_GAP in a row */
     char *file; /* the pack it came from, for messages */
     int line;
@@ -104,7 +105,7 @@ struct dlp_policy {
     size_t ndigit_rules;
     /* [c]: the fewest groups a token of c digits needs to be a candidate
      * for any of them (UINT_MAX: none takes c digits) */
-    unsigned digits_groups_needed[DLP_DIGITS_MAX_MIN + 1];
+    unsigned digits_groups_needed[2][DLP_DIGITS_MAX_MIN + 1]; /* [0]: rules without a lead */
     uint8_t digit_sep[256];  /* the union of their separators */
     size_t hold;       /* bytes held back before a cut: window + context + lookahead */
     size_t ctx_before; /* bytes kept before a cut for lookbehind and context */

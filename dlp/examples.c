@@ -62,41 +62,56 @@ static size_t prefilter_misses(const dlp_rule *r, const dlp_example *ex, const d
 }
 
 /* A rule's `digits` claim must hold for every match (see scan.c's digit
- * scan): at least `min` digits, any two consecutive ones separated by at
- * most DLP_DIGITS_GAP bytes of `separators`. 0 when it holds for all in
+ * scan): from its first digit, a chain of at least `min` digits (and
+ * `groups` runs of them), any two consecutive ones separated by at most
+ * DLP_DIGITS_GAP bytes of `separators` (what follows the chain is free);
+ * with `lead`, the match starts with that many letters A-Z, then at most
+ * one separator byte, then its first digit. 0 when it holds for all in
  * `want`; else the first failing match's start + 1. */
+static int is_sep(const dlp_rule *r, uint8_t c)
+{
+    return c && memchr(r->digits_seps, c, strlen(r->digits_seps)) != NULL;
+}
+
+static int digits_hold(const dlp_rule *r, const uint8_t *t, size_t len)
+{
+    size_t k = 0;
+    if (r->digits_lead) {
+        for (; k < r->digits_lead; k++)
+            if (k >= len || t[k] < 'A' || t[k] > 'Z')
+                return 0;
+        if (k < len && is_sep(r, t[k]))
+            k++;
+        if (k >= len || t[k] < '0' || t[k] > '9')
+            return 0;
+    }
+    while (k < len && !(t[k] >= '0' && t[k] <= '9'))
+        k++;
+    unsigned count = 0, groups = 0;
+    while (k < len) {
+        groups++;
+        while (k < len && t[k] >= '0' && t[k] <= '9') {
+            count++;
+            k++;
+        }
+        size_t g = k;
+        while (g < len && g - k < DLP_DIGITS_GAP && is_sep(r, t[g]))
+            g++;
+        if (g == k || g >= len || !(t[g] >= '0' && t[g] <= '9'))
+            break; /* the chain ends */
+        k = g;
+    }
+    return count >= r->digits_min && groups >= r->digits_groups;
+}
+
 static size_t digits_misses(const dlp_rule *r, const dlp_example *ex, const dlp_span *want,
                             size_t n)
 {
     if (!r->digits_min)
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *t = (const uint8_t *)ex->text + want[i].off;
-        unsigned count = 0, groups = 0;
-        size_t gap = 0;
-        int ok = 1;
-        for (size_t k = 0; k < want[i].len && ok; k++) {
-            if (t[k] >= '0' && t[k] <= '9') {
-                groups += k == 0 || !(t[k - 1] >= '0' && t[k - 1] <= '9');
-                count++;
-                gap = 0;
-            } else if (count) {
-                /* between two digits only; what follows the last is free */
-                size_t j = k;
-                while (j < want[i].len && !(t[j] >= '0' && t[j] <= '9'))
-                    j++;
-                if (j < want[i].len) {
-                    gap = j - k;
-                    for (size_t q = k; q < j && ok; q++)
-                        ok = strchr(r->digits_seps, t[q]) != NULL && t[q] != '\0';
-                    ok = ok && gap <= DLP_DIGITS_GAP;
-                }
-                k = j - 1;
-            }
-        }
-        if (!ok || count < r->digits_min || groups < r->digits_groups)
+    for (size_t i = 0; i < n; i++)
+        if (!digits_hold(r, (const uint8_t *)ex->text + want[i].off, want[i].len))
             return want[i].off + 1;
-    }
     return 0;
 }
 
@@ -142,9 +157,10 @@ int dlp_test_examples(const dlp_policy *p, dlp_example_report_fn report, void *c
                 } else if (!rc && (miss = digits_misses(r, ex, ends, nends))) {
                     snprintf(what, sizeof what,
                              "%s (line %d): the match starting at %zu does not hold the rule's "
-                             "digits (min %u, groups %u, separated by at most %d of '%s')",
+                             "digits (min %u, groups %u, lead %u, separated by at most %d of '%s')",
                              kind ? "must-not-match" : "must-match", ex->line, miss - 1,
-                             r->digits_min, r->digits_groups, DLP_DIGITS_GAP, r->digits_seps);
+                             r->digits_min, r->digits_groups, r->digits_lead, DLP_DIGITS_GAP,
+                             r->digits_seps);
                     ok = 0;
                 } else if (rc) {
                     snprintf(what, sizeof what, "%s (line %d): %s",

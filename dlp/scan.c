@@ -167,8 +167,9 @@ static int on_hit(unsigned int id, unsigned long long from, unsigned long long t
 
 /* ---- the digit scan ------------------------------------------------------------
  * The prefilter of rules with `digits: {min: N, separators: S}`: every match
- * of such a rule holds at least N ASCII digits, any two consecutive ones
- * separated by at most DLP_DIGITS_GAP bytes of S. Card numbers, phone
+ * of such a rule holds, from its first digit, a chain of at least N ASCII
+ * digits, any two consecutive ones separated by at most DLP_DIGITS_GAP
+ * bytes of S (what follows the chain is free). Card numbers, phone
  * numbers and SSNs are such rules, and they are what Vectorscan scans
  * slowest: each is an automaton stepped over every digit of the text, and
  * their patterns, loosened or not, cost about 0.5 ns per byte each on
@@ -176,10 +177,13 @@ static int on_hit(unsigned int id, unsigned long long from, unsigned long long t
  * maximal run of digits joined by such gaps, S being the union of the
  * rules' separators, so a match's digits all lie in one token), and a token
  * with at least N digits is a candidate for each rule with that N (and with
- * at least G runs of digits, for a rule that claims G `groups`: the
- * token holds every run of the match). A match
- * M of width at most W (the rule's window) with its N or more digits in the
- * token [ts, te) has at most W - N other bytes, so it starts in
+ * at least G runs of digits, for a rule that claims G `groups`: the token
+ * holds every run of the chain). A rule with `lead: L` claims that its match
+ * starts with L letters A-Z, then at most one separator, then its first
+ * digit: that digit starts a token (separators are never letters), so the
+ * match can only start at letters right before a token. A match
+ * M of width at most W (the rule's window) whose chain of N or more digits
+ * lies in the token [ts, te) has at most W - N other bytes, so it starts in
  * [ts - (W - N), te - N] and ends by te + (W - N). Tokens are cut only where
  * the text the round sees is, like Vectorscan's view, so a match the round
  * must find has all its digits in one of them.
@@ -187,6 +191,7 @@ static int on_hit(unsigned int id, unsigned long long from, unsigned long long t
  * Text without digits is skipped eight bytes at a time with word
  * arithmetic (no SIMD): most of a document's bytes are not digits. */
 static inline int is_digit(uint8_t c) { return (unsigned)(c - '0') < 10; }
+static inline int is_upper(uint8_t c) { return (unsigned)(c - 'A') < 26; }
 
 /* The bytes of w that are ASCII digits: 0x80 in each such byte. */
 static inline uint64_t digit_bytes(uint64_t w)
@@ -233,6 +238,23 @@ static inline size_t digit_run(const uint8_t *b, size_t i, size_t n)
     return k - i;
 }
 
+/* A `lead` rule's match starts with digits_lead letters A-Z, then at most
+ * one of its separators, then the token's first digit at b[ts] (the token
+ * starts there because separators are never letters): where, in *ls. */
+static int lead_start(const dlp_rule *r, const uint8_t *b, size_t ts, size_t *ls)
+{
+    size_t at = ts;
+    if (at >= 1 && !is_upper(b[at - 1]) && memchr(r->digits_seps, b[at - 1], strlen(r->digits_seps)))
+        at--;
+    if (at < r->digits_lead)
+        return 0;
+    for (unsigned q = 1; q <= r->digits_lead; q++)
+        if (!is_upper(b[at - q]))
+            return 0;
+    *ls = at - r->digits_lead;
+    return 1;
+}
+
 _Static_assert(DLP_DIGITS_GAP == 2, "digit_scan() joins runs across one or two separators");
 
 static int digit_scan(dlp_stream *s, uint64_t start, uint64_t L)
@@ -262,7 +284,12 @@ static int digit_scan(dlp_stream *s, uint64_t start, uint64_t L)
             break;
         }
         const size_t last = i - 1; /* the token's last digit */
-        if (groups < p->digits_groups_needed[count < DLP_DIGITS_MAX_MIN ? count : DLP_DIGITS_MAX_MIN])
+        /* a letter right before the token, or before one separator byte:
+         * only then can a `lead` rule's match start here */
+        const int lead_seen = (ts >= 1 && is_upper(b[ts - 1])) ||
+                              (ts >= 2 && sep[b[ts - 1]] && is_upper(b[ts - 2]));
+        const unsigned c = count < DLP_DIGITS_MAX_MIN ? count : DLP_DIGITS_MAX_MIN;
+        if (groups < p->digits_groups_needed[lead_seen][c])
             continue; /* no rule's claim holds: most tokens end here */
         const uint64_t ats = start + ts, ate = start + last + 1;
         for (size_t k = 0; k < p->ndigit_rules; k++) {
@@ -270,12 +297,25 @@ static int digit_scan(dlp_stream *s, uint64_t start, uint64_t L)
             const dlp_rule *r = &p->rules[ri];
             if (count < r->digits_min || groups < r->digits_groups)
                 continue;
-            const uint64_t slack = r->window > r->digits_min ? r->window - r->digits_min : 0;
-            const uint64_t last_start = ate - r->digits_min;
+            uint64_t st, last_start, end;
+            if (r->digits_lead) {
+                /* the match starts exactly at its letters */
+                size_t ls;
+                if (!lead_seen || !lead_start(r, b, ts, &ls))
+                    continue;
+                st = last_start = start + ls;
+                end = st + r->window;
+            } else {
+                const uint64_t slack = r->window > r->digits_min ? r->window - r->digits_min : 0;
+                last_start = ate - r->digits_min;
+                st = ats > s->from + slack ? ats - slack : s->from;
+                end = ate + slack;
+            }
             if (last_start < s->from)
                 continue; /* no match of it can start at or after `from` */
-            uint64_t st = ats > s->from + slack ? ats - slack : s->from;
-            if (add_hit(s, ri, st, last_start, ate + slack))
+            if (st < s->from)
+                st = s->from;
+            if (add_hit(s, ri, st, last_start, end))
                 return fail(s, -ENOMEM, "out of memory");
         }
     }

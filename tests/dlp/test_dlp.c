@@ -725,6 +725,17 @@ static const char *DIGITS_PACK =
     "    digits: {min: 4, groups: 4, separators: '.'}\n"
     "    action: {type: replace, label: '[IP]'}\n"
     "    must-match: ['[[10.0.0.1]]:80', 'at [[1.2.3.4]].']\n"
+    "  - id: ni\n"
+    "    pattern: '(?<![A-Za-z0-9])[A-Z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D](?![A-Za-z0-9])'\n"
+    "    digits: {min: 6, lead: 2, separators: ' '}\n"
+    "    action: {type: replace, label: '[NI]'}\n"
+    "    must-match: ['[[AB 12 34 56 C]]', 'x [[JG103759A]].']\n"
+    "  - id: ib\n"
+    "    pattern: '(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])'\n"
+    "    digits: {min: 2, lead: 2, separators: ' '}\n"
+    "    validator: iban\n"
+    "    action: {type: replace, label: '[IBAN]'}\n"
+    "    must-match: ['[[GB82 WEST 1234 5698 7654 32]]', 'to [[NL91ABNA0417164300]]']\n"
     "  - id: word\n"
     "    pattern: 'secretword'\n"
     "    action: {type: replace, label: '[W]'}\n";
@@ -752,16 +763,21 @@ static void test_digits_prefilter(void **state)
         {"no digits here at all, only words and secretword", "no digits here at all, only words and [W]"},
         {"12 34 56 78 90 12 4", "12 34 56 78 90 12 4"},
         {"host 10.0.0.1:80 v1.2.3 and 1.2.3.4.5 or 9.40 s, 8.8.8.8", "host [IP]:80 v1.2.3 and 1.2.3.4.5 or 9.40 s, [IP]"},
+        {"IBAN: GB82 WEST 1234 5698 7654 32 and NI AB 12 34 56 C, USD 12 34 56 A, XAB 12 34 56 C",
+         "IBAN: [IBAN] and NI [NI], USD 12 34 56 A, XAB 12 34 56 C"},
+        {"NL91ABNA0417164300/JG103759A", "[IBAN]/[NI]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_view(p, cases[i].in, cases[i].want);
     /* every cut point, rounds as small as they go */
     const char *in = "call (212) 555-0147, card 4111 1111 1111 1111 or 5555-5555-5555-4444; "
-                     "ssn 123-45-6789; ref 2025-12-08 98765432109876543210 +1 800 555 0199 end";
+                     "ssn 123-45-6789; ref 2025-12-08 98765432109876543210 +1 800 555 0199 "
+                     "NI AB 12 34 56 C IBAN GB82 WEST 1234 5698 7654 32 end";
     size_t len = strlen(in);
     char *whole = san(p, in, NULL);
     assert_string_equal(whole, "call [PHONE], card **** **** **** 1111 or ****-****-****-4444; "
-                               "ssn [SSN]; ref 2025-12-08 98765432109876543210 [PHONE] end");
+                               "ssn [SSN]; ref 2025-12-08 98765432109876543210 [PHONE] "
+                               "NI [NI] IBAN [IBAN] end");
     for (size_t k = 0; k <= len; k++) {
         char *v = stream_cuts(p, in, len, &k, 1, 1);
         if (strcmp(v, whole)) {
@@ -798,6 +814,14 @@ static void test_digits_prefilter(void **state)
     /* 10.0.0.1 has 5 digits but 4 groups; 1.2.3.4 fails both */
     assert_int_equal(dlp_test_examples(p, NULL, NULL), 2);
     dlp_policy_free(p);
+    /* a lead whose separator the examples do not use */
+    snprintf(bad, sizeof bad, "%s", DIGITS_PACK);
+    at = strstr(bad, "{min: 6, lead: 2, separators: ' '}");
+    memcpy(at, "{min: 6, lead: 2, separators: '-'}", 34);
+    write_file("dgbad.yaml", bad, 0644);
+    assert_int_equal(dlp_pack_load(path, &p, &err), 0);
+    assert_int_equal(dlp_test_examples(p, NULL, NULL), 1); /* AB 12 34 56 C */
+    dlp_policy_free(p);
 
     expect_error("dge1.yaml",
                  "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: '[0-9]{9}'\n"
@@ -809,7 +833,7 @@ static void test_digits_prefilter(void **state)
     expect_error("dge3.yaml",
                  "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: '[0-9]{9}'\n"
                  "    digits: {min: 9, separators: ' 1'}\n",
-                 6, "a digit is not a separator");
+                 6, "'1' is not punctuation or white space");
     expect_error("dge4.yaml",
                  "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: '[0-9]{9}'\n"
                  "    digits: {min: 3, groups: 4}\n",
