@@ -432,10 +432,11 @@ oom:
 uint64_t fs_build_cost(uint64_t size)
 {
     /* whole: source + dlp_sanitize's output and stream buffers; streamed:
-     * one piece + the view (+1/8 for labels) + the engine's round buffer */
+     * the feeder's pieces + the view (+1/8 for labels) + the engine's round
+     * buffer */
     if (size < BUILD_CHUNK)
         return 3 * size + (64u << 10);
-    return BUILD_CHUNK + size + size / 8 + (1u << 20);
+    return 3 * BUILD_CHUNK + size + size / 8 + (1u << 20);
 }
 
 typedef struct vbuf {
@@ -509,6 +510,8 @@ static void vbuf_give(vbuf *b, fs_view *v)
 typedef struct builder {
     vbuf out;
     sha256_ctx *served;
+    pthread_mutex_t pop; /* see feeder: held while the buffer is faulted in or moved */
+    int no_populate;
 } builder;
 
 static int build_out(void *ctx, const void *buf, size_t len)
@@ -516,12 +519,184 @@ static int build_out(void *ctx, const void *buf, size_t len)
     builder *b = ctx;
     if (len == 0)
         return 0;
-    int r = vbuf_reserve(&b->out, b->out.len + len);
-    if (r < 0)
-        return r;
+    if (b->out.len + len > b->out.cap) { /* past the reservation: the buffer may move */
+        pthread_mutex_lock(&b->pop);
+        b->no_populate = 1;
+        int r = vbuf_reserve(&b->out, b->out.len + len);
+        pthread_mutex_unlock(&b->pop);
+        if (r < 0)
+            return r;
+    }
     memcpy(b->out.data + b->out.len, buf, len);
     b->out.len += len;
     return sha256_update(b->served, buf, len) < 0 ? -EIO : 0;
+}
+
+/* ---- the feeder: reading ahead on another processor -------------------------
+ * While the engine scans one piece, a helper thread reads the next ones
+ * (up to FEED_RING pieces ahead), hashes them for the source's SHA-256, and
+ * faults in the view's buffer ahead of the engine's output (zeroing fresh
+ * memory is a cost of its own): a view of a large file is built on two
+ * processors, the engine's work alone on the build thread. The engine still
+ * gets the pieces in order, from one stream; only the work around it moves.
+ * Without a thread (none could be started) the same happens inline. */
+#define FEED_RING 3
+
+typedef struct feeder {
+    fs_source_stream *ss;
+    sha256_ctx *sh;
+    uint8_t *ring; /* FEED_RING pieces of BUILD_CHUNK */
+    ssize_t len[FEED_RING];
+    unsigned head, tail; /* consumer's next, producer's next; tail - head pieces ready */
+    ssize_t end;         /* once done: 0 (end of file) or -errno */
+    int done, stop, threaded;
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+    pthread_t th;
+    /* prefaulting the view's buffer (NULL: none); pop guards it against
+     * the builder moving the buffer (vbuf growing past its reservation) */
+    builder *b;
+    uint64_t read_total;
+    size_t populated;
+} feeder;
+
+/* Read and hash the next piece into slot `slot`: bytes, 0 at the end, -errno. */
+static ssize_t feed_one(feeder *f, unsigned slot)
+{
+    uint8_t *p = f->ring + (size_t)slot * BUILD_CHUNK;
+    ssize_t n = fs_source_stream_read(f->ss, p, BUILD_CHUNK);
+    if (n > 0 && sha256_update(f->sh, p, (size_t)n) < 0)
+        n = -EIO;
+    if (n > 0)
+        f->read_total += (uint64_t)n;
+    return n;
+}
+
+/* Fault in the view's buffer up to a little past what was read so far. */
+static void feed_populate(feeder *f)
+{
+    builder *b = f->b;
+    if (b == NULL)
+        return;
+    pthread_mutex_lock(&b->pop);
+    if (!b->no_populate && b->out.mapped) {
+        size_t want = (size_t)f->read_total + VBUF_MAP_MIN;
+        want = (want + VBUF_MAP_MIN - 1) & ~(size_t)(VBUF_MAP_MIN - 1);
+        if (want > b->out.cap)
+            want = b->out.cap;
+        if (want > f->populated &&
+            madvise(b->out.data + f->populated, want - f->populated, MADV_POPULATE_WRITE) == 0)
+            f->populated = want;
+        else if (want > f->populated)
+            b->no_populate = 1; /* not supported here: the engine's writes fault them in */
+    }
+    pthread_mutex_unlock(&b->pop);
+}
+
+static void *feeder_main(void *arg)
+{
+    feeder *f = arg;
+    pthread_mutex_lock(&f->m);
+    for (;;) {
+        while (f->tail - f->head == FEED_RING && !f->stop)
+            pthread_cond_wait(&f->cv, &f->m);
+        if (f->stop)
+            break;
+        const unsigned slot = f->tail % FEED_RING;
+        pthread_mutex_unlock(&f->m);
+        ssize_t n = feed_one(f, slot);
+        if (n > 0)
+            feed_populate(f);
+        pthread_mutex_lock(&f->m);
+        if (n <= 0) {
+            f->end = n;
+            f->done = 1;
+            pthread_cond_broadcast(&f->cv);
+            break;
+        }
+        f->len[slot] = n;
+        f->tail++;
+        pthread_cond_broadcast(&f->cv);
+    }
+    pthread_mutex_unlock(&f->m);
+    return NULL;
+}
+
+/* The first piece is already in slot 0 (n0 bytes, not hashed yet). */
+static int feeder_start(feeder *f, fs_source_stream *ss, sha256_ctx *sh, uint8_t *ring, ssize_t n0,
+                        builder *b)
+{
+    memset(f, 0, sizeof *f);
+    if (sha256_update(sh, ring, (size_t)n0) < 0)
+        return -EIO;
+    pthread_mutex_init(&f->m, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    f->ss = ss;
+    f->sh = sh;
+    f->ring = ring;
+    f->b = b;
+    f->read_total = (uint64_t)n0;
+    f->len[0] = n0;
+    f->tail = 1;
+    feed_populate(f);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    f->threaded = pthread_create(&f->th, NULL, feeder_main, f) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return 0;
+}
+
+/* The next piece in order: bytes (*p points at them), 0 at the end, -errno. */
+static ssize_t feeder_next(feeder *f, const uint8_t **p)
+{
+    pthread_mutex_lock(&f->m);
+    if (!f->threaded && f->head == f->tail && !f->done) {
+        ssize_t n = feed_one(f, f->tail % FEED_RING);
+        if (n > 0) {
+            f->len[f->tail % FEED_RING] = n;
+            f->tail++;
+        } else {
+            f->end = n;
+            f->done = 1;
+        }
+    }
+    while (f->head == f->tail && !f->done)
+        pthread_cond_wait(&f->cv, &f->m);
+    ssize_t n = f->end;
+    if (f->head != f->tail) {
+        const unsigned slot = f->head % FEED_RING;
+        *p = f->ring + (size_t)slot * BUILD_CHUNK;
+        n = f->len[slot];
+    }
+    pthread_mutex_unlock(&f->m);
+    if (!f->threaded && n > 0)
+        feed_populate(f);
+    return n;
+}
+
+/* The consumer is finished with the piece feeder_next gave. */
+static void feeder_release(feeder *f)
+{
+    pthread_mutex_lock(&f->m);
+    f->head++;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->m);
+}
+
+static void feeder_stop(feeder *f)
+{
+    if (f->ring == NULL)
+        return;
+    pthread_mutex_lock(&f->m);
+    f->stop = 1;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->m);
+    if (f->threaded)
+        pthread_join(f->th, NULL);
+    pthread_cond_destroy(&f->cv);
+    pthread_mutex_destroy(&f->m);
+    f->ring = NULL;
 }
 
 /* A refusal as view_build words it for the same dlp_sanitize() outcome. */
@@ -553,7 +728,7 @@ static int copy_hits(fs_view *v, const dlp_rule_hits *h, size_t n)
  * -EAGAIN when the source changed while read (try again), or the source's
  * own error (-ENOENT, -EFBIG, -EPERM...). */
 static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel, uint64_t max,
-                             uint8_t *piece, fs_view **out)
+                             uint8_t *ring, fs_view **out)
 {
     struct timespec read_at;
     clock_gettime(CLOCK_REALTIME, &read_at);
@@ -590,12 +765,14 @@ static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel,
     int vr = 0;              /* the engine's verdict so far (dlp_sanitize's return) */
     char why[200] = "";      /* and its reason */
     builder b = {0};
+    pthread_mutex_init(&b.pop, NULL);
     dlp_stream *ds = NULL;
     vbuf whole = {0};
+    feeder fd = {0};
     dlp_type t;
     memset(&t, 0, sizeof t);
-    uint8_t *const own = piece ? NULL : malloc(BUILD_CHUNK);
-    uint8_t *chunk = piece ? piece : own;
+    uint8_t *const own = ring ? NULL : malloc((size_t)FEED_RING * BUILD_CHUNK);
+    uint8_t *chunk = ring ? ring : own;
     sha256_ctx *sh = sha256_new();
     b.served = sha256_new();
     fs_view *v = calloc(1, sizeof *v);
@@ -604,8 +781,8 @@ static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel,
         goto fail;
     }
     ssize_t n = fs_source_stream_read(&ss, chunk, BUILD_CHUNK);
-    if (n < 0) {
-        r = (int)n;
+    if (n <= 0) { /* shorter than at open: changed */
+        r = n < 0 ? (int)n : -EAGAIN;
         goto fail;
     }
     if (size > dlp_policy_max_size(pol)) {
@@ -625,31 +802,29 @@ static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel,
         if (r == 0)
             r = dlp_stream_new(pol, build_out, NULL, &b, &ds);
     }
-    if (r < 0)
+    if (r < 0 || (r = feeder_start(&fd, &ss, sh, chunk, n, mode == M_STREAM ? &b : NULL)) < 0)
         goto fail;
     const int text8 = strcmp(t.encoding, "binary") != 0;
-    while (n > 0) {
-        if (sha256_update(sh, chunk, (size_t)n) < 0) {
-            r = -EIO;
-            goto fail;
-        }
+    const uint8_t *piece = NULL;
+    while ((n = feeder_next(&fd, &piece)) > 0) {
         if (mode == M_WHOLE) {
             if ((r = vbuf_reserve(&whole, whole.len + (size_t)n)) < 0)
                 goto fail;
-            memcpy(whole.data + whole.len, chunk, (size_t)n);
+            memcpy(whole.data + whole.len, piece, (size_t)n);
             whole.len += (size_t)n;
         } else if (mode == M_STREAM && vr == 0) {
-            if (text8 && memchr(chunk, 0, (size_t)n)) {
+            if (text8 && memchr(piece, 0, (size_t)n)) {
                 vr = -EILSEQ;
                 snprintf(why, sizeof why, "binary data (NUL bytes) inside a file classified as %s text",
                          t.encoding);
-            } else if ((vr = dlp_stream_feed(ds, chunk, (size_t)n)) < 0) {
+            } else if ((vr = dlp_stream_feed(ds, piece, (size_t)n)) < 0) {
                 snprintf(why, sizeof why, "%s", dlp_stream_error(ds) ? dlp_stream_error(ds) : "");
             }
         }
         /* after a refusal, read on only for the source's SHA-256 */
-        n = fs_source_stream_read(&ss, chunk, BUILD_CHUNK);
+        feeder_release(&fd);
     }
+    feeder_stop(&fd);
     if (n < 0) {
         r = (int)n;
         goto fail;
@@ -661,6 +836,7 @@ static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel,
     if (mode == M_WHOLE) {
         fs_source src = {.data = whole.data, .len = whole.len, .st = ss.st};
         fs_view *wv = view_build(pol, &src, &read_at);
+        pthread_mutex_destroy(&b.pop);
         vbuf_free(&whole);
         sha256_free(sh);
         sha256_free(b.served);
@@ -706,9 +882,11 @@ static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel,
     dlp_stream_free(ds);
     vbuf_free(&b.out);
     sha256_free(b.served);
+    pthread_mutex_destroy(&b.pop);
     *out = v;
     return 0;
 fail:
+    feeder_stop(&fd);
     fs_source_stream_close(&ss);
     free(own);
     sha256_free(sh);
@@ -716,6 +894,7 @@ fail:
     dlp_stream_free(ds);
     vbuf_free(&b.out);
     vbuf_free(&whole);
+    pthread_mutex_destroy(&b.pop);
     if (v)
         view_destroy(v);
     return r;
@@ -1050,7 +1229,7 @@ typedef struct build_job {
     struct build_job *next;
 } build_job;
 
-/* piece: a BUILD_CHUNK buffer to read into, or NULL */
+/* ring: FEED_RING * BUILD_CHUNK bytes to read into, or NULL */
 static void run_job(build_job *j, uint8_t *piece)
 {
     j->r = -EAGAIN;
@@ -1064,9 +1243,9 @@ static void run_job(build_job *j, uint8_t *piece)
 static void *builder_main(void *arg)
 {
     fs_cache *c = arg;
-    /* One source piece for the thread's life: a fresh MiB per build would
-     * be 256 page faults each time. */
-    uint8_t *piece = malloc(BUILD_CHUNK);
+    /* The source pieces for the thread's life: fresh memory per build would
+     * be a page fault per 4 KiB each time. */
+    uint8_t *piece = malloc((size_t)FEED_RING * BUILD_CHUNK);
     pthread_mutex_lock(&c->lock);
     for (;;) {
         while (c->jobs_head == NULL && !c->pool_stop)
