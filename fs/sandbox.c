@@ -271,6 +271,9 @@ static int landlock_prepare(const char *const *rw_paths, size_t n, long abi, int
     int r = 0;
     for (size_t i = 0; i < n && r == 0; i++)
         r = ll_allow(rfd, rw_paths[i], rw, 0);
+    /* -o clone_fd: each FUSE thread opens /dev/fuse again for its own queue */
+    if (r == 0)
+        r = ll_allow(rfd, "/dev/fuse", LANDLOCK_ACCESS_FS_WRITE_FILE, 1);
     char helper[PATH_MAX], interp[PATH_MAX] = "";
     extract_helper_path(helper, sizeof helper);
     dl_iterate_phdr(find_interp, interp);
