@@ -44,11 +44,9 @@ void sluice_bad_option(const char *cmd, char *const *argv);
  * UBSan's reports where UBSAN_OPTIONS's log_path says (log_init calls it);
  * keep_reports opens this process's report files now, before confinement
  * would refuse creating them: call it just before confining, in each
- * process that confines itself, with leaks_checkable = 0 when the
- * confinement stops LeakSanitizer from working at exit (its check is then
- * skipped, and that is said on stderr). */
+ * process that confines itself. */
 void sluice_sanitizer_init(void);
-void sluice_sanitizer_keep_reports(int leaks_checkable);
+void sluice_sanitizer_keep_reports(void);
 /* A line in this process's sanitizer report file (a failure for tests/run),
  * for an error a sanitizer saw elsewhere: a helper process's. */
 void sluice_sanitizer_report(const char *what);

@@ -107,13 +107,10 @@ void sluice_err(const char *fmt, ...)
  *    file" and die: sluice_sanitizer_keep_reports(), called just before
  *    confining, opens the files while it still can (asking a runtime for its
  *    report path opens it). tests/run drops the empty ones.
- * LeakSanitizer checks at exit by stopping every thread from a clone() that
- * lists /proc/PID/task and ptrace()s them; a process whose confinement
- * refuses that (sluicefs under Landlock and its seccomp allowlist: "Can't
- * read directory entries from /proc/PID/task") says so with
- * leaks_checkable = 0, and its exit skips the check, saying so in its log,
- * instead of failing every test with "LeakSanitizer has encountered a fatal
- * error". Its leaks are then checked where it runs unconfined (no_sandbox).
+ * LeakSanitizer's exit check needs system calls a confinement may refuse
+ * (listing /proc/PID/task, ptrace): fs/sandbox.c and diode/sandbox.c allow
+ * them in sanitizer builds; the sluice-extract helper, whose filter refuses
+ * them, runs without it (extract/extract.c).
  * Must never: do anything in a build without AddressSanitizer, or weaken a
  * confinement (it only opens files early). */
 #if defined(__SANITIZE_ADDRESS__)
@@ -192,24 +189,11 @@ void sluice_sanitizer_init(void)
     dl_iterate_phdr(each_ubsan, &e);
 }
 
-/* LeakSanitizer's hook, asked at exit: non-zero skips the leak check. */
-static volatile int leak_check_impossible;
-int __lsan_is_turned_off(void);
-int __lsan_is_turned_off(void)
-{
-    return leak_check_impossible;
-}
-
-void sluice_sanitizer_keep_reports(int leaks_checkable)
+void sluice_sanitizer_keep_reports(void)
 {
     (void)__sanitizer_get_report_path(); /* ASan and LeakSanitizer */
     struct each e = {ubsan_open};
     dl_iterate_phdr(each_ubsan, &e);
-    if (!leaks_checkable) {
-        leak_check_impossible = 1;
-        log_info("msg=\"sanitizer build: no leak check at exit (confined: LeakSanitizer "
-                 "cannot stop this process's threads)\"");
-    }
 }
 
 void __sanitizer_report_error_summary(const char *error_summary);
@@ -225,9 +209,8 @@ void sluice_sanitizer_init(void)
 {
 }
 
-void sluice_sanitizer_keep_reports(int leaks_checkable)
+void sluice_sanitizer_keep_reports(void)
 {
-    (void)leaks_checkable;
 }
 
 void sluice_sanitizer_report(const char *what)
