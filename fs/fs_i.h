@@ -4,11 +4,13 @@
  * Two pieces:
  *  - source.c resolves every path beneath the SOURCE directory with openat2
  *    (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) and reads a regular file once,
- *    whole or in pieces, under one stable fd. It must never open anything but a regular
- *    file and never touch the source's atime.
- *  - view.c builds the sanitized view of a source file with dlp_sanitize()
- *    and keeps views in a size-capped LRU cache keyed by the source's
- *    identity (dev, ino, size, mtime, ctime) and the policy hash. A view is
+ *    whole or in pieces, under one stable fd. It must never open anything
+ *    but a regular file and never touch the source's atime.
+ *  - view.c builds the sanitized view of a source file with the DLP engine
+ *    (dlp_sanitize, or a dlp_stream for large text: the same bytes) on build
+ *    threads of its own, and keeps views in a size-capped LRU cache keyed by
+ *    the source's identity (dev, ino, size, mtime, ctime) and the policy
+ *    hash. A view is
  *    immutable once built; holders keep a reference, so a view is never
  *    changed or freed under a reader.
  */

@@ -1,10 +1,13 @@
 /* fs/view.c — sanitized views of source files and the size-capped cache that
  * keeps them between opens.
  *
- * A view is built from one stable read of the source (fs_source_read) by one
- * dlp_sanitize() call over the whole content, so every byte served comes out
- * of a single sanitization of a single version of the file: no offset can see
- * a mix of versions or of policies. Views are immutable and reference
+ * A view is built from one stable read of the source (one fd, checked
+ * unchanged at the end) by one sanitization of the whole content: one
+ * dlp_sanitize() call, or for large text one dlp_stream fed in order (see
+ * "streamed builds"), so every byte served comes out of a single
+ * sanitization of a single version of the file: no offset can see a mix of
+ * versions or of policies. Builds run on a few build threads of their own,
+ * one per version at a time, within a memory budget. Views are immutable and reference
  * counted; the cache only drops its own reference on eviction.
  *
  * Keyed by (dev, ino, size, mtime, ctime, policy hash): a changed source or a
