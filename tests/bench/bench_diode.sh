@@ -124,23 +124,36 @@ record() { # NAME SECONDS INTACT(0/1)
     printf '  %-27s run: %6.2f s  %s Gbit/s  %s\n' "$1" "$2" "$(gbit "$2")" "$([ "$3" = 1 ] && echo intact || echo BROKEN)"
 }
 
+# CPU seconds of each side (files PREFIX.send, PREFIX.recv): on a machine
+# shared with other work the wall time says little, the CPU cost per byte
+# says what one core per side could carry.
+cpu_line() {
+    [ "$TIMEX" = /usr/bin/time ] || return 0
+    local cs cr
+    cs=$(tail -n 1 "$1.send" | awk '{print $1 + $2}'); cr=$(tail -n 1 "$1.recv" | awk '{print $1 + $2}')
+    printf '    cpu: sender %.2f s, receiver %.2f s -> ceiling with one idle core per side %s Gbit/s\n' \
+        "$cs" "$cr" "$(gbit "$(echo "if ($cs > $cr) $cs else $cr" | bc)")"
+}
+
 # ---- 1. local channel vs tar | tar
 for run in $(seq "$RUNS"); do
     for i in "${!DS[@]}"; do
         fresh "$WORK/dst"
         t0=$(now)
-        "${DS[$i]}" send --no-policy --key key src --to fd:3 3>&1 2>/dev/null |
-            "${DS[$i]}" recv --from fd:0 --vault "$WORK/dst" --key key 2>/dev/null
+        $TIMEX -o fcpu.send -f "%U %S" "${DS[$i]}" send --no-policy --key key src --to fd:3 3>&1 2>/dev/null |
+            $TIMEX -o fcpu.recv -f "%U %S" "${DS[$i]}" recv --from fd:0 --vault "$WORK/dst" --key key 2>/dev/null
         t1=$(now)
         intact dst && ok=1 || ok=0
         record "diode fd:${DN[$i]}" "$(echo "$t1 - $t0" | bc)" $ok
+        cpu_line fcpu
     done
     fresh "$WORK/tdst"; mkdir tdst
     t0=$(now)
-    tar c -C src . | tar x -C tdst && sync
+    $TIMEX -o fcpu.send -f "%U %S" tar c -C src . | $TIMEX -o fcpu.recv -f "%U %S" tar x -C tdst && sync
     t1=$(now)
     intact tdst && ok=1 || ok=0
     record "tar c | tar x + sync" "$(echo "$t1 - $t0" | bc)" $ok
+    cpu_line fcpu
 done
 
 # ---- UDP helpers. diode_udp NAME NS_SEND NS_RECV ADDR RATE
@@ -160,21 +173,17 @@ diode_udp() { # NAME NS_SEND NS_RECV ADDR RATE [BINARY]
     intact udst && ok=1 || ok=0
     record "$name" "$(echo "$t1 - $t0" | bc)" $ok
     [ $ok = 1 ] || sed 's/^/    /' urecv.err | tail -n 1
-    # CPU seconds of each side: on a machine shared with other work the wall
-    # time says little, the CPU cost per byte says what one core per side
-    # could carry.
-    [ "$TIMEX" = /usr/bin/time ] || return 0
-    local cs cr
-    cs=$(tail -n 1 ucpu.send | awk '{print $1 + $2}'); cr=$(tail -n 1 ucpu.recv | awk '{print $1 + $2}')
-    printf '    cpu: sender %.2f s, receiver %.2f s -> ceiling with one idle core per side %s Gbit/s\n' \
-        "$cs" "$cr" "$(gbit "$(echo "if ($cs > $cr) $cs else $cr" | bc)")"
+    cpu_line ucpu
 }
 # udpcast carries one stream: tar c | udp-sender ... udp-receiver | tar x.
 udpcast_udp() { # NAME NS_SEND NS_RECV IFACE_S IFACE_R RATE [EXTRA OPTION...]
     local name=$1 nss=$2 nsr=$3 ifs=$4 ifr=$5 rate=$6
     shift 6
     fresh "$WORK/cdst"; mkdir cdst
+    # --rcvbuf: as much as the host grants through SO_RCVBUF (2 x rmem_max, 8 MiB here);
+    # with its stock buffer udpcast delivers no 1 GiB transfer intact.
     (NSX=$nsr nsx "$nsr" timeout $TMO udp-receiver --nokbd --interface "$ifr" --portbase 9400 "$@" \
+        --rcvbuf 8388608 \
         --start-timeout 20 --receive-timeout 10 \
         2>/dev/null | tar x -C cdst 2>/dev/null; sync) &
     local rpid=$!
