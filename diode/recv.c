@@ -782,7 +782,10 @@ static int loop_udp(receiver *r)
     double last = now_s(), linger_until = 0;
     for (;;) {
         struct pollfd p = {.fd = r->ch.fd, .events = POLLIN};
-        const int pr = poll(&p, 1, linger_until > 0 ? 200 : RECV_BATCH_MS);
+        /* With --once, look often whether the decoder has seen the last
+         * END (it runs behind this thread), so that the quiet period
+         * starts without waiting out a long poll. */
+        const int pr = poll(&p, 1, linger_until > 0 ? 200 : r->once ? 50 : RECV_BATCH_MS);
         if (g_stop)
             return 0;
         if (pr == 0) {

@@ -89,6 +89,7 @@ typedef struct sender {
     uint64_t g_no[SEND_MAX_GROUP];
     unsigned g_n, group_max;
     uint64_t sent_bytes; /* worker's count, for pacing */
+    int link_bound;      /* worker: the last packets waited for the rate */
     struct iovec *iov;
     struct mmsghdr *msgs;
     diode_fec *fec;
@@ -201,6 +202,9 @@ static void pace(sender *s, uint64_t bytes)
     if (s->rate_mbit > 0) {
         const double due = s->t0 + (double)s->sent_bytes * 8 / (s->rate_mbit * 1e6);
         const double ahead = due - now_s();
+        /* Ahead of the rate: the link, not the CPU, is what we wait for
+         * (read by the packing stage to decide on compression). */
+        __atomic_store_n(&s->link_bound, ahead > 0.0002, __ATOMIC_RELAXED);
         if (ahead > 0.0002) {
             const struct timespec ts = {.tv_sec = (time_t)ahead,
                                         .tv_nsec = (long)((ahead - (double)(time_t)ahead) * 1e9)};
@@ -557,9 +561,9 @@ static void progress(sender *s, int final)
  * shrink by 3%: the rest of that file (a scan, an archive, media) is sent
  * raw rather than spending CPU on both sides for nothing. With automatic
  * compression (the UDP default) a chunk is compressed only while the
- * sending stage has a backlog, that is while the channel, not this thread,
- * is the bottleneck: compression then costs no time and saves wire bytes;
- * when the channel waits for data, compressing would only slow it down.
+ * channel, not this thread, is the bottleneck (the sending stage waits for
+ * the rate, or has a backlog): compression then costs no time and saves
+ * wire bytes; when the channel waits for data, it would only slow it down.
  * The codec is chosen per chunk and said in each DATA record. */
 static int put_chunk(sender *s, uint64_t id, uint64_t off, const uint8_t *raw, size_t len,
                      int *squeeze)
@@ -567,7 +571,8 @@ static int put_chunk(sender *s, uint64_t id, uint64_t off, const uint8_t *raw, s
     diode_data d = {.file_id = id, .offset = off, .raw_len = (uint32_t)len,
                     .codec = DIODE_CODEC_RAW, .payload = raw, .payload_len = len};
     if (*squeeze && s->level > -100 && len >= 64 &&
-        (!s->compress_auto || s->backlog >= 2)) {
+        (!s->compress_auto || s->backlog >= 2 ||
+         __atomic_load_n(&s->link_bound, __ATOMIC_RELAXED))) {
         if (off == 0 && len > 4 * SEND_PROBE) {
             /* A file's first chunk: a small sample from its middle tells
              * random-looking data (scans, archives, media) at a fraction of
