@@ -3,9 +3,9 @@
  * Reads packets from a receive-only channel, rebuilds blocks, and writes
  * each file's chunks into a staging file; a file is published into the
  * vault only when every chunk arrived, its SHA-256 equals the one in an
- * entry authenticated by HMAC, and its bytes are durable. Three threads: the
- * main one reads the channel, the decoder checks, writes and hashes, the
- * publisher flushes and renames. It never
+ * entry authenticated by HMAC, and its bytes are durable. Threads: the main
+ * one reads the channel (and on a stream decodes too), on UDP a decoder
+ * checks, writes and hashes, the publisher flushes and renames. It never
  * transmits, never publishes a partial or unverified file, and never lets
  * hostile input grow memory or open files without bound. */
 #include "diode/diode.h"
@@ -573,12 +573,13 @@ static uint64_t count_missing(const receiver *r)
 }
 
 /* ---- reading and decoding ----
- * Two stages: the main thread only reads the channel (recvmmsg, or read on
- * a stream) into a small ring of batch buffers; the decoder thread checks
- * packets, rebuilds blocks, writes, hashes and hands files to the
- * publisher. The socket keeps being drained while the decoder waits for
- * the disk or for the CPU, and the ring bounds the memory between the two
- * (RECV_RING batches of RECV_BATCH datagrams). */
+ * On UDP, two stages: the main thread only reads the socket (recvmmsg)
+ * into a small ring of batch buffers; the decoder thread checks packets,
+ * rebuilds blocks, writes, hashes and hands files to the publisher. The
+ * socket keeps being drained while the decoder waits for the disk or for
+ * the CPU, and the ring bounds the memory between the two (RECV_RING
+ * batches of RECV_BATCH datagrams). A stream is read and decoded in the
+ * main thread. */
 #define RECV_RING 6
 #define RECV_BATCH 64
 #define RECV_DGRAM 65536 /* with UDP GRO one datagram buffer may hold several packets */
@@ -724,6 +725,9 @@ static int final_end_seen(const receiver *r)
     return __atomic_load_n(&r->final_end_seen, __ATOMIC_ACQUIRE);
 }
 
+/* A stream needs no separate reading stage: nothing is lost while we are
+ * busy, the pipe just holds the sender back. Read, decode, publish, all in
+ * this thread (the decoder thread is not started). */
 static int loop_stream(receiver *r)
 {
     for (;;) {
@@ -731,8 +735,10 @@ static int loop_stream(receiver *r)
         const int pr = poll(&p, 1, RECV_BATCH_MS);
         if (g_stop)
             return 0;
-        if (pr == 0)
+        if (pr == 0) {
+            publish_handoff(r, 0);
             continue;
+        }
         rbatch *b = ring_get(&g_ring);
         const ssize_t n = read(r->ch.fd, b->buf, (size_t)RECV_BATCH * RECV_DGRAM);
         if (n < 0) {
@@ -744,11 +750,13 @@ static int loop_stream(receiver *r)
         }
         b->n = -1;
         b->len[0] = (uint32_t)n;
+        b->flush = n == 0; /* the sender went away: drop incomplete blocks, publish */
+        decode_batch(r, b);
+        publish_maybe(r);
+        ring_unget(&g_ring, b);
         if (n == 0) {
-            b->flush = 1; /* the decoder drops incomplete blocks, publishes */
-            ring_put(&g_ring, b);
             if (r->ch.kind == DIODE_CHAN_FIFO && !r->once && !g_stop) {
-                /* The sender went away: wait for the next one. */
+                /* Wait for the next sender. */
                 close(r->ch.fd);
                 do
                     r->ch.fd = open(r->from + 5, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -759,7 +767,6 @@ static int loop_stream(receiver *r)
             }
             return 0;
         }
-        ring_put(&g_ring, b);
         if (r->once && final_end_seen(r))
             return 0;
     }
@@ -985,8 +992,10 @@ int diode_recv_main(int argc, char **argv)
         return DIODE_EXIT_ERROR;
     }
     r->pub_started = 1;
+    /* UDP only: a stream decodes in this thread (see loop_stream). */
     pthread_t dec_thread;
-    if (pthread_create(&dec_thread, NULL, decoder, r) != 0) {
+    const int split = !r->ch.is_stream;
+    if (split && pthread_create(&dec_thread, NULL, decoder, r) != 0) {
         sluice_err("recv: cannot start the decoder thread");
         return DIODE_EXIT_ERROR;
     }
@@ -994,8 +1003,10 @@ int diode_recv_main(int argc, char **argv)
              r->ch.rcvbuf);
     const int rc = r->ch.is_stream ? loop_stream(r) : loop_udp(r);
     /* The decoder finishes what was read, then the rest is flushed here. */
-    ring_close(&g_ring);
-    pthread_join(dec_thread, NULL);
+    if (split) {
+        ring_close(&g_ring);
+        pthread_join(dec_thread, NULL);
+    }
     diode_rx_flush(r->rx);
     publish_flush(r);
     pthread_mutex_lock(&r->pub_mu);
