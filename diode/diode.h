@@ -188,16 +188,12 @@ int diode_chan_open_recv(const char *spec, int rcvbuf, diode_chan *c, char *why,
 int diode_chan_open_send(const char *spec, diode_chan *c, char *why, size_t whylen);
 void diode_chan_close(diode_chan *c);
 
-/* ---- confinement (seccomp) ----------------------------------------------------
- * Receiver: sendto/sendmsg/sendmmsg/connect are refused outright and
- * write-like calls on the channel fd too. Sender: recvfrom/recvmsg/recvmmsg
- * refused, and read-like calls on the channel fd. 0 or negative. */
-int diode_sandbox_receiver(int chan_fd);
-int diode_sandbox_sender(int chan_fd);
-
+/* ---- confinement ----------------------------------------------------------------
+ * The one-way rules: the receiver is killed if it sends, connects or writes
+ * on its channel; the sender if it receives or reads on its channel. */
 /* Full confinement of one side, once set up (diode/sandbox.c): drop to
  * `user` when given, Landlock to the paths below (NULL: none), then a
- * seccomp allowlist with the direction rules above. 0 or negative; on
+ * seccomp allowlist with those direction rules. 0 or negative; on
  * error the caller must stop. The sender reads `source` and may append to
  * `report`; the receiver reads and writes `vault` and `staging` (NULL: the
  * vault's default). Both write the directory of `ledger`, read `key`, and

@@ -52,6 +52,7 @@ typedef struct rfile {
 typedef struct receiver {
     /* options */
     const char *from, *vault_dir, *staging, *key_path, *ledger_path, *ledger_key;
+    const char *user; /* --user: drop to this user once set up */
     int once, idle_exit, rcvbuf;
     uint64_t max_file_size;
     size_t mem_cap;
@@ -866,6 +867,7 @@ static void usage(FILE *out)
             "  --mem BYTES           memory for incomplete blocks (default 256M)\n"
             "  --ledger DB --ledger-key FILE   record ingest events in the ledger\n"
             "  --log-level LEVEL     error|warn|info|debug (default warn)\n"
+            "  --user NAME           run as this unprivileged user once set up\n"
             "exit: 0 every announced file is in the vault, 1 some are missing or were refused,\n"
             "      2 usage error, 3 setup or channel error\n");
 }
@@ -878,13 +880,13 @@ int diode_recv_main(int argc, char **argv)
     r->max_file_size = 64ULL << 30;
     r->mem_cap = 256u << 20;
     enum { O_FROM = 1, O_VAULT, O_KEY, O_STAGING, O_ONCE, O_IDLE, O_RCVBUF, O_MAXF, O_MEM,
-           O_LEDGER, O_LKEY, O_LOG, O_HELP };
+           O_LEDGER, O_LKEY, O_LOG, O_USER, O_HELP };
     static const struct option lo[] = {
         {"from", 1, 0, O_FROM}, {"vault", 1, 0, O_VAULT}, {"key", 1, 0, O_KEY},
         {"staging", 1, 0, O_STAGING}, {"once", 0, 0, O_ONCE}, {"idle-exit", 1, 0, O_IDLE},
         {"rcvbuf", 1, 0, O_RCVBUF}, {"max-file-size", 1, 0, O_MAXF}, {"mem", 1, 0, O_MEM},
         {"ledger", 1, 0, O_LEDGER}, {"ledger-key", 1, 0, O_LKEY}, {"log-level", 1, 0, O_LOG},
-        {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"user", 1, 0, O_USER}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     int c;
     uint64_t v;
     enum log_level lvl = LOG_LVL_WARN;
@@ -917,6 +919,7 @@ int diode_recv_main(int argc, char **argv)
             }
             r->mem_cap = (size_t)v;
             break;
+        case O_USER: r->user = optarg; break;
         case O_LEDGER: r->ledger_path = optarg; break;
         case O_LKEY: r->ledger_key = optarg; break;
         case O_LOG:
@@ -982,8 +985,14 @@ int diode_recv_main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (diode_sandbox_receiver(r->ch.fd) < 0) {
-        sluice_err("recv: cannot install the seccomp filter");
+    /* Everything is open: from here on the receiver reaches the vault, its
+     * staging directory and its ledger only, and can never emit on its
+     * channel (diode/sandbox.c). */
+    const diode_sandbox_paths sp = {.vault = r->vault_dir, .staging = r->staging,
+                                    .ledger = r->ledger_path, .key = r->key_path,
+                                    .channel = r->from, .user = r->user};
+    if (diode_confine_receiver(r->ch.fd, &sp) < 0) {
+        sluice_err("recv: cannot confine the receiver (see the log above)");
         return DIODE_EXIT_ERROR;
     }
     /* Created after the seccomp filter: the thread inherits it. */

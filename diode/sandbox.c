@@ -17,9 +17,6 @@
  *      direction violation is never an accident of a missed library path;
  *      it is the one thing a diode must make impossible.
  *
- * diode_sandbox_sender() / diode_sandbox_receiver() are the earlier
- * direction-only filters, kept until every call site passes its paths.
- *
  * Must never: return 0 with a layer the kernel offers left unapplied, let
  * the receiver keep any way to emit on its channel, or run before setup is
  * complete (whatever is opened later must be reachable under the rules).
@@ -67,7 +64,7 @@
 #endif
 #endif
 
-/* ---- the earlier direction-only filters ----------------------------------------- */
+/* ---- the direction rules (part of the allowlist, 3.) ------------------------------ */
 
 static int deny_all(scmp_filter_ctx ctx, const int *calls, size_t n)
 {
@@ -100,32 +97,6 @@ static const int tx_never[] = {SCMP_SYS(recvfrom), SCMP_SYS(recvmsg), SCMP_SYS(r
                                SCMP_SYS(listen), SCMP_SYS(accept), SCMP_SYS(accept4)};
 static const int tx_never_on_chan[] = {SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(pread64),
                                        SCMP_SYS(preadv), SCMP_SYS(preadv2)};
-
-static int install(const int *all, size_t nall, const int *onfd, size_t nonfd, int fd)
-{
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-    if (!ctx)
-        return -ENOMEM;
-    int rc = deny_all(ctx, all, nall);
-    if (rc == 0 && fd >= 0)
-        rc = deny_on_fd(ctx, onfd, nonfd, fd);
-    if (rc == 0)
-        rc = seccomp_load(ctx);
-    seccomp_release(ctx);
-    return rc;
-}
-
-int diode_sandbox_receiver(int chan_fd)
-{
-    return install(rx_never, SLUICE_ARRAY_LEN(rx_never), rx_never_on_chan,
-                   SLUICE_ARRAY_LEN(rx_never_on_chan), chan_fd);
-}
-
-int diode_sandbox_sender(int chan_fd)
-{
-    return install(tx_never, SLUICE_ARRAY_LEN(tx_never), tx_never_on_chan,
-                   SLUICE_ARRAY_LEN(tx_never_on_chan), chan_fd);
-}
 
 /* ---- 1. the user ------------------------------------------------------------------ */
 
@@ -542,6 +513,9 @@ static int confine(int chan_fd, const diode_sandbox_paths *p, int sender)
     static const diode_sandbox_paths none = {0};
     if (!p)
         p = &none;
+    /* Opened now: its report files, which a confined process could no
+     * longer create (sanitizer builds only). */
+    sluice_sanitizer_keep_reports();
     const char *probe = secure_getenv("SLUICE_TEST_PROBE");
     if (probe && *probe)
         probe_run("before", probe, chan_fd, sender);

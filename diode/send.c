@@ -55,6 +55,7 @@ typedef struct sent {
 typedef struct sender {
     /* options */
     const char *src, *to, *policy_path, *key_path, *report_path, *ledger_path, *ledger_key;
+    const char *user; /* --user: drop to this user once set up */
     int no_policy, watch, prescan, level, progress;
     int compress_auto; /* compress only while the sending stage has a backlog */
     unsigned repeat;
@@ -1090,6 +1091,7 @@ static void usage(FILE *out)
             "  --compress LEVEL      zstd level (udp default 1, fd/fifo default 0 = off)\n"
             "  --progress/--no-progress   progress bar (default: when stderr is a terminal)\n"
             "  --log-level LEVEL     error|warn|info|debug (default warn)\n"
+            "  --user NAME           run as this unprivileged user once set up\n"
             "exit: 0 all sent, 1 sent but some files refused, 2 usage error, 3 channel or setup error\n");
 }
 
@@ -1121,7 +1123,7 @@ int diode_send_main(int argc, char **argv)
     int fec_set = 0, psize = 0;
     enum { O_TO = 1, O_KEY, O_POLICY, O_NOPOL, O_PRESCAN, O_REFUSE, O_MAXS, O_REPORT, O_LEDGER,
            O_LKEY, O_WATCH, O_SETTLE, O_RATE, O_FEC, O_PSIZE, O_REPEAT, O_MINT, O_COMP, O_PROG,
-           O_NOPROG, O_LOG, O_HELP };
+           O_NOPROG, O_LOG, O_USER, O_HELP };
     static const struct option lo[] = {
         {"to", 1, 0, O_TO}, {"key", 1, 0, O_KEY}, {"policy", 1, 0, O_POLICY},
         {"no-policy", 0, 0, O_NOPOL}, {"prescan", 0, 0, O_PRESCAN}, {"refuse", 1, 0, O_REFUSE},
@@ -1130,7 +1132,7 @@ int diode_send_main(int argc, char **argv)
         {"rate", 1, 0, O_RATE}, {"fec", 1, 0, O_FEC}, {"packet-size", 1, 0, O_PSIZE},
         {"repeat", 1, 0, O_REPEAT}, {"manifest-interval", 1, 0, O_MINT},
         {"compress", 1, 0, O_COMP}, {"progress", 0, 0, O_PROG}, {"no-progress", 0, 0, O_NOPROG},
-        {"log-level", 1, 0, O_LOG}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"log-level", 1, 0, O_LOG}, {"user", 1, 0, O_USER}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     enum log_level lvl = LOG_LVL_WARN;
     int c;
     opterr = 0; /* reported below, in sluice's own format */
@@ -1184,6 +1186,7 @@ int diode_send_main(int argc, char **argv)
         case O_REPEAT: s->repeat = (unsigned)atoi(optarg); break;
         case O_MINT: s->manifest_every = atof(optarg); break;
         case O_COMP: s->level = atoi(optarg); break;
+        case O_USER: s->user = optarg; break;
         case O_PROG: s->progress = 1; break;
         case O_NOPROG: s->progress = 0; break;
         case O_LOG:
@@ -1351,8 +1354,13 @@ int diode_send_main(int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if (diode_sandbox_sender(s->ch.fd) < 0) {
-        sluice_err("send: cannot install the seccomp filter");
+    /* Everything is open: from here on the sender reads SOURCE_DIR only and
+     * can never read from its channel (diode/sandbox.c). */
+    const diode_sandbox_paths sp = {.source = s->src, .report = s->report_path,
+                                    .ledger = s->ledger_path, .key = s->key_path,
+                                    .channel = s->to, .user = s->user};
+    if (diode_confine_sender(s->ch.fd, &sp) < 0) {
+        sluice_err("send: cannot confine the sender (see the log above)");
         return DIODE_EXIT_ERROR;
     }
     /* Started after the seccomp filter: the worker inherits it. */

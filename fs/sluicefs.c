@@ -69,7 +69,7 @@
 
 struct fs_opts {
     char *policy, *ledger, *ledger_key, *cache_size, *max_file_size, *session, *log_level;
-    char *spill_dir, *spill_size, *build_memory;
+    char *spill_dir, *spill_size, *build_memory, *user;
     int hide_denied;
     int no_sandbox;
     int show_help, show_version;
@@ -1166,6 +1166,7 @@ static const struct fuse_opt fs_optspec[] = {
     FS_OPT("build_memory=%s", build_memory),
     FS_OPT("hide_denied", hide_denied),
     FS_OPT("no_sandbox", no_sandbox),
+    FS_OPT("user=%s", user),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -1219,7 +1220,8 @@ static void usage(const char *prog)
            "    spill_size=SIZE      disk for spilled views (default 4G)\n"
            "    build_memory=SIZE    memory for views being built (default 64M)\n"
            "    hide_denied          leave refused files out of listings\n"
-           "    no_sandbox           do not confine the daemon with Landlock\n"
+           "    user=NAME            run as this unprivileged user once mounted\n"
+           "    no_sandbox           do not confine the daemon (debugging only)\n"
            "    session=LABEL        label recorded with every access\n"
            "    log_level=LEVEL      error, warn, info (default) or debug\n"
            "    allow_other          let other users (the sandbox) use the mount\n"
@@ -1247,6 +1249,13 @@ static int fs_exit(struct fuse_args *args, int code)
 {
     fuse_opt_free_args(args);
     return code;
+}
+
+/* The same, once the command line has given a mountpoint. */
+static int fs_exit_mnt(struct fuse_args *args, char *mountpoint, int code)
+{
+    free(mountpoint);
+    return fs_exit(args, code);
 }
 
 int main(int argc, char **argv)
@@ -1310,13 +1319,13 @@ int main(int argc, char **argv)
         return fs_exit(&args, 2);
     if (!cmd.mountpoint) {
         sluice_err("missing MOUNTPOINT (see --help)");
-        return fs_exit(&args, 2);
+        return fs_exit_mnt(&args, cmd.mountpoint, 2);
     }
 
     g.rootfd = open(g.o.source, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (g.rootfd < 0) {
         sluice_err("%s: %s", g.o.source, strerror(errno));
-        return fs_exit(&args, 1);
+        return fs_exit_mnt(&args, cmd.mountpoint, 1);
     }
     if (!realpath(g.o.source, g.source_abs))
         snprintf(g.source_abs, sizeof g.source_abs, "%s", g.o.source);
@@ -1324,7 +1333,7 @@ int main(int argc, char **argv)
     char why[1200];
     if (policy_load(g.o.policy, &g.pol, why, sizeof why) < 0) {
         sluice_err("policy: %s", why);
-        return fs_exit(&args, 1);
+        return fs_exit_mnt(&args, cmd.mountpoint, 1);
     }
     /* Validate the ledger now, while errors still reach the terminal; it is
      * opened for real after daemonizing (SQLite's locks do not survive fork). */
@@ -1332,30 +1341,30 @@ int main(int argc, char **argv)
         ledger *probe = NULL;
         if (ledger_open(g.o.ledger, g.o.ledger_key, &probe, why, sizeof why) < 0) {
             sluice_err("ledger %s: %s", g.o.ledger, why);
-            return fs_exit(&args, 1);
+            return fs_exit_mnt(&args, cmd.mountpoint, 1);
         }
         ledger_close(probe);
     }
     uint64_t build_mem = FS_BUILD_MEMORY;
     if (g.o.build_memory && (parse_size(g.o.build_memory, &build_mem) < 0 || build_mem == 0)) {
         sluice_err("build_memory=%s: not a size", g.o.build_memory);
-        return fs_exit(&args, 2);
+        return fs_exit_mnt(&args, cmd.mountpoint, 2);
     }
     if (fs_cache_new(cache_cap, &g.cache) < 0) {
         sluice_err("out of memory");
-        return fs_exit(&args, 1);
+        return fs_exit_mnt(&args, cmd.mountpoint, 1);
     }
     fs_cache_set_build_limits(g.cache, build_mem, 0);
     if (g.o.spill_dir) {
         uint64_t spill_cap = 4ull << 30;
         if (g.o.spill_size && parse_size(g.o.spill_size, &spill_cap) < 0) {
             sluice_err("spill_size=%s: not a size", g.o.spill_size);
-            return fs_exit(&args, 2);
+            return fs_exit_mnt(&args, cmd.mountpoint, 2);
         }
         int r = fs_cache_spill(g.cache, g.o.spill_dir, spill_cap);
         if (r < 0) {
             sluice_err("spill_dir=%s: %s", g.o.spill_dir, strerror(-r));
-            return fs_exit(&args, 1);
+            return fs_exit_mnt(&args, cmd.mountpoint, 1);
         }
     }
     pthread_rwlockattr_t ra;
@@ -1369,7 +1378,7 @@ int main(int argc, char **argv)
     struct stat rst;
     if (fstat(g.rootfd, &rst) < 0) {
         sluice_err("%s: %s", g.o.source, strerror(errno));
-        return fs_exit(&args, 1);
+        return fs_exit_mnt(&args, cmd.mountpoint, 1);
     }
     g.root.dev = rst.st_dev;
     g.root.sino = rst.st_ino;
@@ -1389,19 +1398,19 @@ int main(int argc, char **argv)
     g.se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, NULL);
     if (g.se == NULL) {
         sluice_err("could not set up FUSE (bad option?)");
-        return 1;
+        return fs_exit_mnt(&args, cmd.mountpoint, 1);
     }
     if (fuse_session_mount(g.se, cmd.mountpoint) != 0) {
         sluice_err("%s: could not mount", cmd.mountpoint);
         fuse_session_destroy(g.se);
-        return 1;
+        return fs_exit_mnt(&args, cmd.mountpoint, 1);
     }
     if (!cmd.foreground)
         log_use_syslog(1);
     if (fuse_daemonize(cmd.foreground) != 0) {
         fuse_session_unmount(g.se);
         fuse_session_destroy(g.se);
-        return 1;
+        return fs_exit_mnt(&args, cmd.mountpoint, 1);
     }
     int rc = 1;
     /* Before anything it must not inherit is opened (the ledger). */
@@ -1438,7 +1447,10 @@ int main(int argc, char **argv)
         if (fs_cache_spill_path(g.cache)) /* its parent: the private directory is removed at exit */
             rw[nrw++] = g.o.spill_dir;
         int abi = 0;
-        int sr = fs_sandbox_apply(rw, nrw, &abi);
+        /* Opened before: its report files, which a confined process could
+         * no longer create (sanitizer builds only). */
+        sluice_sanitizer_keep_reports();
+        int sr = fs_sandbox_apply_user(rw, nrw, g.o.user, &abi);
         if (sr == -EOPNOTSUPP) {
             log_warn("msg=\"Landlock not available: running unconfined\"");
         } else if (sr < 0) {
@@ -1447,6 +1459,8 @@ int main(int argc, char **argv)
         } else {
             log_info("msg=\"confined\" landlock_abi=%d writable=\"%s\"", abi, ldir);
         }
+    } else if (fs_sandbox_drop_user(g.o.user) < 0) {
+        goto out_ledger;
     }
     if (fuse_set_signal_handlers(g.se) != 0)
         goto out_ledger;

@@ -706,7 +706,8 @@ static void feeder_stop(feeder *f)
 static void view_refuse(fs_view *v, int r, const char *why)
 {
     v->status = r == -EACCES ? -EACCES : -EIO;
-    snprintf(v->reason, sizeof v->reason, "%s%s", r == -EACCES ? "type denied: " : "could not check: ",
+    /* The longest prefix is 17 bytes: the reason is cut to fit. */
+    snprintf(v->reason, sizeof v->reason, "%s%.180s", r == -EACCES ? "type denied: " : "could not check: ",
              why && why[0] ? why : strerror(-r));
 }
 

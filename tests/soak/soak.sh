@@ -219,6 +219,14 @@ peak=$(awk '/^VmHWM/ {print $2}' /proc/$FS_PID/status)
 alive=yes; kill -0 "$FS_PID" 2>/dev/null || alive=no
 arrived=$(ls "$W/vault/new" 2>/dev/null | wc -l)
 
+# A SIGHUP sent in the last second may still be queued: let its reload land
+# (a policy-load record) before unmounting, so every reload is counted.
+for ((i = 0; i < 100; i++)); do
+    [ "$(sqlite3 "$W/ledger.db" "SELECT count(*) FROM records WHERE event='policy-load'" 2>/dev/null || echo 0)" \
+        -ge $((reloads + 1)) ] && break
+    sleep 0.1
+done
+
 # ---- tally --------------------------------------------------------------------------------------
 fusermount3 -u "$MNT"; wait "$FS_PID" 2>/dev/null; FS_PID=
 read -r opens refused bytes errors interrupted <<<"$("$PY" - "$W" "$READERS" <<'EOF'
@@ -251,7 +259,14 @@ ok=1
 # One descriptor per reader can be open across each reload, no more.
 [ "$interrupted" -le $((reloads * READERS)) ] || { echo "soak: FAIL: $interrupted reads ended by $reloads reloads"; ok=0; }
 [ "$alive" = yes ] || { echo "soak: FAIL: sluicefs died"; ok=0; }
-[ "${peak:-0}" -le "$RSS_BOUND_KIB" ] || { echo "soak: FAIL: peak RSS $peak KiB above $RSS_BOUND_KIB KiB"; ok=0; }
+# A sanitizer build (make sanitize) keeps freed memory in quarantine and
+# shadow memory beside it: its RSS says nothing about the bound, so it is
+# printed above but not checked.
+if ldd "$SLUICEFS" 2>/dev/null | grep -q libasan; then
+    echo "soak: RSS bound not checked (sanitizer build)"
+elif [ "${peak:-0}" -gt "$RSS_BOUND_KIB" ]; then
+    echo "soak: FAIL: peak RSS $peak KiB above $RSS_BOUND_KIB KiB"; ok=0
+fi
 [ "$served" -ge "$opens" ] || { echo "soak: FAIL: $((opens - served)) opens have no ledger record"; ok=0; }
 [ "$refusals" -ge "$refused" ] || { echo "soak: FAIL: refusals missing from the ledger"; ok=0; }
 [ $vrc -eq 0 ] || { echo "soak: FAIL: ledger verify"; ok=0; }
