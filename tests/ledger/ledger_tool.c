@@ -7,12 +7,19 @@
  *                                      append N records from THREADS threads
  *                                      (each working THINK_US between appends)
  *                                      and print durable records per second
+ *   ledger_tool sync DIR N             N times a 4 KiB write + fdatasync in DIR,
+ *                                      appended to a new file and written over
+ *                                      an allocated one; prints both rates
+ *                                      (what one durable commit costs at best:
+ *                                      SQLite's WAL is written over in place
+ *                                      once it has wrapped, grown at first)
  *
  * Must never: be installed or used outside tests and examples. */
 #include "common/common.h"
 #include "ledger/ledger.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -177,6 +184,65 @@ static int do_bench(const char *db, const char *key, unsigned threads, unsigned 
     return 0;
 }
 
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* n writes of one 4 KiB block, each followed by fdatasync: `in_place` over
+ * the blocks of a file written and synced beforehand (no size change, so no
+ * metadata to commit), else appended to a new file. Syncs per second or
+ * -errno. */
+static double sync_rate(const char *dir, unsigned n, int in_place)
+{
+    enum { BLK = 4096, NBLK = 256 };
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ledger_tool-sync-%d-%s", dir, (int)getpid(),
+             in_place ? "inplace" : "append");
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    static char blk[BLK];
+    memset(blk, 'x', sizeof blk);
+    double rate = 0;
+    if (in_place) {
+        for (unsigned i = 0; i < NBLK; i++)
+            if (write(fd, blk, BLK) != BLK)
+                goto fail;
+        if (fsync(fd) < 0)
+            goto fail;
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned i = 0; i < n; i++) {
+        ssize_t w = in_place ? pwrite(fd, blk, BLK, (off_t)(i % NBLK) * BLK) : write(fd, blk, BLK);
+        if (w != BLK || fdatasync(fd) < 0)
+            goto fail;
+    }
+    rate = n / seconds_since(&t0);
+    close(fd);
+    unlink(path);
+    return rate;
+fail:
+    rate = errno ? -errno : -EIO;
+    close(fd);
+    unlink(path);
+    return rate;
+}
+
+static int do_sync(const char *dir, unsigned n)
+{
+    const double app = sync_rate(dir, n, 0), inp = sync_rate(dir, n, 1);
+    if (app < 0 || inp < 0) {
+        fprintf(stderr, "ledger_tool: sync in %s: %s\n", dir, strerror((int)-(app < 0 ? app : inp)));
+        return 2;
+    }
+    printf("syncs=%u append_per_second=%.0f inplace_per_second=%.0f\n", n, app, inp);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     log_init("ledger_tool", LOG_LVL_WARN);
@@ -186,6 +252,9 @@ int main(int argc, char **argv)
         return do_bench(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10),
                         (unsigned)strtoul(argv[5], NULL, 10),
                         argc == 7 ? (unsigned)strtoul(argv[6], NULL, 10) : 0);
-    fprintf(stderr, "usage: ledger_tool fill DB KEY N | bench DB KEY THREADS N [THINK_US]\n");
+    if (argc == 4 && !strcmp(argv[1], "sync"))
+        return do_sync(argv[2], (unsigned)strtoul(argv[3], NULL, 10));
+    fprintf(stderr,
+            "usage: ledger_tool fill DB KEY N | bench DB KEY THREADS N [THINK_US] | sync DIR N\n");
     return 2;
 }
