@@ -32,7 +32,19 @@ static magic_t thread_magic(void)
     magic_t m = pthread_getspecific(magic_key);
     if (m)
         return m;
-    /* No decompression: a compressed file is an archive to the policy. */
+    /* No decompression: a compressed file is an archive to the policy.
+     * No other test group is skipped, though most of the cost is there: on
+     * a 4 KiB text file (libmagic 5.44) a call costs 1.4-2 ms, nearly all in
+     * the magic database (with MAGIC_NO_CHECK_SOFT, 17 us), about a third
+     * of it running its text set's regular expressions (compiled once per
+     * handle, not per call), the rest in its own string searches (case-
+     * insensitive ones compare byte by byte) and in walking its entries
+     * (the whole database, once for binary tests, once for text). Skipping them changes decisions: MAGIC_NO_CHECK_SOFT turns
+     * armoured PGP, e-mail, HTML and RTF into text/plain (a denied type
+     * served, documents not extracted); MAGIC_NO_CHECK_ENCODING does so for
+     * e-mail, HTML and CSV; MAGIC_NO_CHECK_TEXT makes all text
+     * octet-stream. The other groups (CSV, JSON, tar, CDF, ELF, tokens) cost
+     * nothing measurable. */
     m = magic_open(MAGIC_MIME | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS);
     if (!m)
         return NULL;
