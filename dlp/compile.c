@@ -509,13 +509,16 @@ int dlp_compile(struct dlp_policy *p, dlp_error *err)
             if (strlen(r->ctx_words[w]) > max_word)
                 max_word = (unsigned)strlen(r->ctx_words[w]);
     }
-    for (int lead = 0; lead < 2; lead++)
+    dlp_digit_masks_init(p);
+    for (int lead = 0; lead < 3; lead++)
         for (unsigned c = 0; c <= DLP_DIGITS_MAX_MIN; c++) {
             unsigned *need = &p->digits_groups_needed[lead][c];
             *need = UINT_MAX;
             for (size_t k = 0; k < p->ndigit_rules; k++) {
                 const dlp_rule *r = &p->rules[p->digit_rule[k]];
-                if ((lead || !r->digits_lead) && r->digits_min <= c && r->digits_groups < *need)
+                const int takes = !r->digits_lead || lead == 2 ||
+                                  (lead == 1 && r->digits_seps && r->digits_seps[0]);
+                if (takes && r->digits_min <= c && r->digits_groups < *need)
                     *need = r->digits_groups;
             }
         }

@@ -104,9 +104,18 @@ struct dlp_policy {
     uint32_t *digit_rule;    /* the rules prefiltered by the digit scan */
     size_t ndigit_rules;
     /* [c]: the fewest groups a token of c digits needs to be a candidate
-     * for any of them (UINT_MAX: none takes c digits) */
-    unsigned digits_groups_needed[2][DLP_DIGITS_MAX_MIN + 1]; /* [0]: rules without a lead */
+     * for any of them (UINT_MAX: none takes c digits). [0]: rules without a
+     * lead (no letter A-Z before the token); [1]: and lead rules with
+     * separators (a letter, then a separator, then the token); [2]: all (a
+     * letter right before the token). */
+    unsigned digits_groups_needed[3][DLP_DIGITS_MAX_MIN + 1];
     uint8_t digit_sep[256];  /* the union of their separators */
+    uint8_t digit_sep_list[256]; /* the same, as a list */
+    size_t ndigit_seps;
+    /* digits.c: bitmaps of the digits, separators and letters A-Z of
+     * nwords 64-byte words at b (bit j of word k: byte 64k + j) */
+    void (*digit_masks)(const uint8_t *b, size_t nwords, const struct dlp_policy *p, uint64_t *d,
+                        uint64_t *s, uint64_t *u);
     size_t hold;       /* bytes held back before a cut: window + context + lookahead */
     size_t ctx_before; /* bytes kept before a cut for lookbehind and context */
 };
@@ -149,6 +158,9 @@ int dlp_stream_reserve(dlp_stream *s, size_t out_bytes);
 int dlp_rule_spans(const struct dlp_policy *p, size_t ri, const uint8_t *text, size_t len,
                    dlp_span **spans, size_t *nspans, dlp_span **all, size_t *nall, char *why,
                    size_t whylen);
+
+/* digits.c: picks p->digit_masks for this CPU, lists p->digit_sep. */
+void dlp_digit_masks_init(struct dlp_policy *p);
 
 /* compile.c: the expression Vectorscan gets for a rule (malloc'd). */
 char *dlp_prefilter_expr(const dlp_rule *r);

@@ -188,55 +188,14 @@ static int on_hit(unsigned int id, unsigned long long from, unsigned long long t
  * the text the round sees is, like Vectorscan's view, so a match the round
  * must find has all its digits in one of them.
  *
- * Text without digits is skipped eight bytes at a time with word
- * arithmetic (no SIMD): most of a document's bytes are not digits. */
+ * The text is classified 64 bytes at a time into bitmaps of its digits
+ * and separators (digits.c, with SIMD where the CPU has it), and tokens,
+ * their digits and their runs are found in the bitmaps with shifts, masks
+ * and population counts: most of a document's bytes are not digits, and
+ * most of its tokens are short numbers no claim takes, rejected with one
+ * table lookup and no branch on the text. */
 static inline int is_digit(uint8_t c) { return (unsigned)(c - '0') < 10; }
 static inline int is_upper(uint8_t c) { return (unsigned)(c - 'A') < 26; }
-
-/* The bytes of w that are ASCII digits: 0x80 in each such byte. */
-static inline uint64_t digit_bytes(uint64_t w)
-{
-    const uint64_t hi = 0x8080808080808080ull;
-    uint64_t x = w ^ 0x3030303030303030ull; /* a digit becomes 0..9 */
-    /* bit 7 set: the byte was >= 0x80, or its low 7 bits are >= 10 */
-    uint64_t nd = (((x & 0x7f7f7f7f7f7f7f7full) + 0x7676767676767676ull) | x) & hi;
-    return nd ^ hi;
-}
-
-static inline size_t next_digit(const uint8_t *b, size_t i, size_t n)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    for (; i + 16 <= n; i += 16) {
-        uint64_t w0, w1;
-        memcpy(&w0, b + i, 8);
-        memcpy(&w1, b + i + 8, 8);
-        uint64_t d0 = digit_bytes(w0), d1 = digit_bytes(w1);
-        if (d0 | d1)
-            return i + (d0 ? (size_t)__builtin_ctzll(d0) >> 3 : 8 + ((size_t)__builtin_ctzll(d1) >> 3));
-    }
-#endif
-    while (i < n && !is_digit(b[i]))
-        i++;
-    return i;
-}
-
-/* The length of the run of digits at b[i] (words at a time, as above). */
-static inline size_t digit_run(const uint8_t *b, size_t i, size_t n)
-{
-    size_t k = i;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    for (; k + 8 <= n; k += 8) {
-        uint64_t w;
-        memcpy(&w, b + k, 8);
-        uint64_t nd = digit_bytes(w) ^ 0x8080808080808080ull;
-        if (nd)
-            return k - i + ((size_t)__builtin_ctzll(nd) >> 3);
-    }
-#endif
-    while (k < n && is_digit(b[k]))
-        k++;
-    return k - i;
-}
 
 /* A `lead` rule's match starts with digits_lead letters A-Z, then at most
  * one of its separators, then the token's first digit at b[ts] (the token
@@ -257,68 +216,164 @@ static int lead_start(const dlp_rule *r, const uint8_t *b, size_t ts, size_t *ls
 
 _Static_assert(DLP_DIGITS_GAP == 2, "digit_scan() joins runs across one or two separators");
 
+/* The token of `count` digits in `groups` runs at b[ts..last] (b is the
+ * round's text from input offset `start`): an interval for each rule whose
+ * claim it meets. `lead_seen`: 2 for a letter A-Z right before the token, 1
+ * for one before a separator byte before it, else 0: only with a letter
+ * can a `lead` rule's match start there. */
+static int digit_token(dlp_stream *s, uint64_t start, const uint8_t *b, size_t ts, size_t last,
+                       unsigned count, unsigned groups, int lead_seen)
+{
+    const struct dlp_policy *p = s->p;
+    const uint64_t ats = start + ts, ate = start + last + 1;
+    for (size_t k = 0; k < p->ndigit_rules; k++) {
+        const uint32_t ri = p->digit_rule[k];
+        const dlp_rule *r = &p->rules[ri];
+        if (count < r->digits_min || groups < r->digits_groups)
+            continue;
+        uint64_t st, last_start, end;
+        if (r->digits_lead) {
+            /* the match starts exactly at its letters */
+            size_t ls;
+            if (!lead_seen || !lead_start(r, b, ts, &ls))
+                continue;
+            st = last_start = start + ls;
+            end = st + r->window;
+        } else {
+            const uint64_t slack = r->window > r->digits_min ? r->window - r->digits_min : 0;
+            last_start = ate - r->digits_min;
+            st = ats > s->from + slack ? ats - slack : s->from;
+            end = ate + slack;
+        }
+        if (last_start < s->from)
+            continue; /* no match of it can start at or after `from` */
+        if (st < s->from)
+            st = s->from;
+        if (add_hit(s, ri, st, last_start, end))
+            return fail(s, -ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+#define DIGIT_BATCH 64 /* words classified per call: 4 KiB of text */
+
+/* Classify words [k, k + nw) of b[0..n) into d[], sp[], u[] (bits past n clear). */
+static void digit_masks(const struct dlp_policy *p, const uint8_t *b, size_t n, size_t k, size_t nw,
+                        uint64_t *d, uint64_t *sp, uint64_t *u)
+{
+    size_t full = n / 64 > k ? n / 64 - k : 0;
+    if (full > nw)
+        full = nw;
+    if (full)
+        p->digit_masks(b + 64 * k, full, p, d, sp, u);
+    if (full < nw) { /* the last, partial word: zeros are neither digits nor separators */
+        uint8_t tail[64] = {0};
+        const size_t at = 64 * (k + full), rest = n - at;
+        memcpy(tail, b + at, rest);
+        p->digit_masks(tail, 1, p, d + full, sp + full, u + full);
+        const uint64_t keep = rest ? ~0ull >> (64 - rest) : 0;
+        d[full] &= keep;
+        sp[full] &= keep;
+        u[full] &= keep;
+    }
+}
+
+/* Tokens, in bitmaps. With D the digits and S the separators, a token's
+ * first digit p has no digit at p-1 and no gap of one or two separators
+ * back to a digit (p-1 a separator, and a digit at p-2, or a separator at
+ * p-2 and a digit at p-3); its last digit, the same looking forward. So a
+ * token is [first, last] with no other token boundary in between; its digit
+ * count is popcount(D) over that span and its runs popcount(R), R being
+ * the digits with no digit before them. */
+/* Population counts are one instruction with POPCNT, a libgcc call
+ * without: the CPU's is picked at load time where the toolchain can. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+__attribute__((target_clones("popcnt", "default")))
+#endif
+#endif
 static int digit_scan(dlp_stream *s, uint64_t start, uint64_t L)
 {
     const struct dlp_policy *p = s->p;
     const uint8_t *b = s->buf + (start - s->base);
-    const uint8_t *sep = p->digit_sep;
-    const size_t n = (size_t)(L - start);
-    for (size_t i = next_digit(b, 0, n); i < n; i = next_digit(b, i, n)) {
-        const size_t ts = i;
-        unsigned count = 0, groups = 0;
-        for (;;) {
-            const size_t run = digit_run(b, i, n);
-            groups++;
-            count += (unsigned)run;
-            i += run; /* past the run: a non-digit, or the end */
-            if (i + 1 < n && sep[b[i]]) {
-                if (is_digit(b[i + 1])) {
-                    i += 1;
-                    continue;
-                }
-                if (i + 2 < n && sep[b[i + 1]] && is_digit(b[i + 2])) {
-                    i += 2;
-                    continue;
-                }
-            }
-            break;
-        }
-        const size_t last = i - 1; /* the token's last digit */
-        /* a letter right before the token, or before one separator byte:
-         * only then can a `lead` rule's match start here */
-        const int lead_seen = (ts >= 1 && is_upper(b[ts - 1])) ||
-                              (ts >= 2 && sep[b[ts - 1]] && is_upper(b[ts - 2]));
-        const unsigned c = count < DLP_DIGITS_MAX_MIN ? count : DLP_DIGITS_MAX_MIN;
-        if (groups < p->digits_groups_needed[lead_seen][c])
-            continue; /* no rule's claim holds: most tokens end here */
-        const uint64_t ats = start + ts, ate = start + last + 1;
-        for (size_t k = 0; k < p->ndigit_rules; k++) {
-            const uint32_t ri = p->digit_rule[k];
-            const dlp_rule *r = &p->rules[ri];
-            if (count < r->digits_min || groups < r->digits_groups)
+    const size_t n = (size_t)(L - start), nwords = (n + 63) / 64;
+    uint64_t d[DIGIT_BATCH + 1], sp[DIGIT_BATCH + 1], u[DIGIT_BATCH + 1];
+    uint64_t Dp = 0, Sp = 0, Up = 0;    /* the word before */
+    size_t ts = 0;                      /* the open token's first digit */
+    unsigned acc = 0, accg = 0, open = 0; /* its digits and runs so far */
+    int open_ls = 0;                      /* and its lead_seen */
+    for (size_t k0 = 0; k0 < nwords; k0 += DIGIT_BATCH) {
+        const size_t nb = nwords - k0 < DIGIT_BATCH ? nwords - k0 : DIGIT_BATCH;
+        /* one word more, to look ahead (classified again with the next batch) */
+        const size_t nc = nb + (k0 + nb < nwords);
+        digit_masks(p, b, n, k0, nc, d, sp, u);
+        if (nc == nb)
+            d[nb] = sp[nb] = u[nb] = 0;
+        for (size_t j = 0; j < nb; j++) {
+            const uint64_t D = d[j], S = sp[j], U = u[j], Dn = d[j + 1], Sn = sp[j + 1];
+            if (!(D | open)) {
+                Dp = D;
+                Sp = S;
+                Up = U;
                 continue;
-            uint64_t st, last_start, end;
-            if (r->digits_lead) {
-                /* the match starts exactly at its letters */
-                size_t ls;
-                if (!lead_seen || !lead_start(r, b, ts, &ls))
-                    continue;
-                st = last_start = start + ls;
-                end = st + r->window;
-            } else {
-                const uint64_t slack = r->window > r->digits_min ? r->window - r->digits_min : 0;
-                last_start = ate - r->digits_min;
-                st = ats > s->from + slack ? ats - slack : s->from;
-                end = ate + slack;
             }
-            if (last_start < s->from)
-                continue; /* no match of it can start at or after `from` */
-            if (st < s->from)
-                st = s->from;
-            if (add_hit(s, ri, st, last_start, end))
-                return fail(s, -ENOMEM, "out of memory");
+            /* X<<q: the bit of byte p-q at p; X>>q: of p+q */
+            const uint64_t Dm1 = D << 1 | Dp >> 63, Dm2 = D << 2 | Dp >> 62, Dm3 = D << 3 | Dp >> 61;
+            const uint64_t Sm1 = S << 1 | Sp >> 63, Sm2 = S << 2 | Sp >> 62;
+            const uint64_t Dp1 = D >> 1 | Dn << 63, Dp2 = D >> 2 | Dn << 62, Dp3 = D >> 3 | Dn << 61;
+            const uint64_t Sp1 = S >> 1 | Sn << 63, Sp2 = S >> 2 | Sn << 62;
+            uint64_t first = D & ~(Dm1 | (Sm1 & (Dm2 | (Sm2 & Dm3))));
+            uint64_t lastb = D & ~(Dp1 | (Sp1 & (Dp2 | (Sp2 & Dp3))));
+            const uint64_t R = D & ~Dm1;
+            /* 2: a letter A-Z right before p; 1: before a separator before p */
+            const uint64_t Um1 = U << 1 | Up >> 63, LS1 = Sm1 & (U << 2 | Up >> 62) & ~Um1;
+            Dp = D;
+            Sp = S;
+            Up = U;
+            const size_t base = 64 * (k0 + j);
+            if (open) {
+                if (!lastb) { /* the whole word is inside the open token */
+                    acc += (unsigned)__builtin_popcountll(D);
+                    accg += (unsigned)__builtin_popcountll(R);
+                    continue;
+                }
+                const unsigned e = (unsigned)__builtin_ctzll(lastb);
+                lastb &= lastb - 1;
+                const uint64_t m = ~0ull >> (63 - e);
+                acc += (unsigned)__builtin_popcountll(D & m);
+                accg += (unsigned)__builtin_popcountll(R & m);
+                open = 0;
+                if (accg >= p->digits_groups_needed[open_ls][acc < DLP_DIGITS_MAX_MIN ? acc : DLP_DIGITS_MAX_MIN] &&
+                    digit_token(s, start, b, ts, base + e, acc, accg, open_ls))
+                    return s->failed;
+            }
+            while (first) {
+                const unsigned f = (unsigned)__builtin_ctzll(first);
+                first &= first - 1;
+                if (!lastb) { /* runs into the next word */
+                    const uint64_t m = ~0ull << f;
+                    ts = base + f;
+                    acc = (unsigned)__builtin_popcountll(D & m);
+                    accg = (unsigned)__builtin_popcountll(R & m);
+                    open_ls = (int)((Um1 >> f & 1) << 1 | (LS1 >> f & 1));
+                    open = 1;
+                    break;
+                }
+                const unsigned e = (unsigned)__builtin_ctzll(lastb);
+                lastb &= lastb - 1;
+                const uint64_t m = (~0ull >> (63 - e)) & (~0ull << f);
+                const unsigned cnt = (unsigned)__builtin_popcountll(D & m);
+                const unsigned g = (unsigned)__builtin_popcountll(R & m);
+                const int ls = (int)((Um1 >> f & 1) << 1 | (LS1 >> f & 1));
+                if (g >= p->digits_groups_needed[ls][cnt] &&
+                    digit_token(s, start, b, base + f, base + e, cnt, g, ls))
+                    return s->failed;
+            }
         }
     }
+    /* a token still open ends at the round's end: its last digit ended the text */
+    if (open)
+        return fail(s, -EIO, "digit scan: a token runs past the text");
     return 0;
 }
 

@@ -744,6 +744,115 @@ static const char *DIGITS_PACK =
     "    pattern: 'secretword'\n"
     "    action: {type: replace, label: '[W]'}\n";
 
+/* Drop every `digits:` line: the rules are then prefiltered by their
+ * patterns in Vectorscan, which is what the digit scan must agree with. */
+static char *without_digits(const char *pack)
+{
+    char *o = malloc(strlen(pack) + 1), *q = o;
+    for (const char *l = pack; *l;) {
+        const char *e = strchr(l, '\n');
+        size_t n = e ? (size_t)(e - l) + 1 : strlen(l);
+        if (!strstr(l, "    digits:") || strstr(l, "    digits:") - l >= (ptrdiff_t)n) {
+            memcpy(q, l, n);
+            q += n;
+        }
+        l += n;
+    }
+    *q = '\0';
+    return o;
+}
+
+/* Text made for the digit scan: runs of digits, separators, capital
+ * letters and the shapes the rules take, at random (fixed seed), with long
+ * chains that cross the scan's 64-byte words. */
+static char *digit_noise(size_t len, unsigned seed)
+{
+    static const char alpha[] = "0123456789012345678901234567890123456789 .-() .-()GBAZQx\n:/,";
+    static const char *shapes[] = {"4111 1111 1111 1111", "5555-5555-5555-4444", "123-45-6789",
+                                   "(212) 555-0147", "+1 212.555.0147", "10.0.0.1", "AB 12 34 56 C",
+                                   "JG103759A", "GB82 WEST 1234 5698 7654 32", "NL91ABNA0417164300",
+                                   "4222222222222", "1.2.3.4.5", "  12  34 ", "secretword"};
+    char *o = malloc(len + 64);
+    size_t n = 0;
+    while (n < len) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned r = seed >> 8;
+        if (r % 11 == 0) {
+            const char *sh = shapes[(r / 11) % (sizeof shapes / sizeof shapes[0])];
+            size_t k = strlen(sh);
+            memcpy(o + n, sh, k);
+            n += k;
+        } else if (r % 97 == 1) { /* a chain of up to 80 digits and separators */
+            for (unsigned k = (r >> 8) % 80; k-- > 0 && n < len + 60;) {
+                seed = seed * 1103515245u + 12345u;
+                o[n++] = (seed >> 12) % 4 ? (char)('0' + (seed >> 16) % 10) : " .-"[(seed >> 16) % 3];
+            }
+        } else {
+            o[n++] = alpha[(r >> 4) % (sizeof alpha - 1)];
+        }
+    }
+    o[len] = '\0';
+    return o;
+}
+
+/* The digit scan finds what Vectorscan would (the same views), in each of
+ * its versions (SIMD or not), whole and streamed in small rounds, for a
+ * lead rule with separators and one without. */
+static void test_digits_oracle(void **state)
+{
+    (void)state;
+    char path[256];
+    dlp_error err;
+    const size_t len = 300000;
+    char *text = digit_noise(len, 7);
+    for (int variant = 0; variant < 2; variant++) {
+        char pack[4096];
+        snprintf(pack, sizeof pack, "%s", DIGITS_PACK);
+        if (variant) {
+            char *at = strstr(pack, "{min: 2, lead: 2, separators: ' '}");
+            memmove(at + 17, at + 34, strlen(at + 34) + 1);
+            memcpy(at, "{min: 2, lead: 2}", 17);
+        }
+        char *plain = without_digits(pack);
+        write_file("dgo.yaml", plain, 0644);
+        snprintf(path, sizeof path, "%s/dgo.yaml", dir);
+        dlp_policy *ref;
+        assert_int_equal(dlp_pack_load(path, &ref, &err), 0);
+        char *want = san(ref, text, NULL);
+        dlp_policy_free(ref);
+        free(plain);
+        assert_true(strlen(want) < len); /* things were masked */
+        write_file("dgo.yaml", pack, 0644);
+        static const char *const simd[] = {"portable", "sse2", NULL};
+        for (size_t v = 0; v < 3; v++) {
+            if (v < 2)
+                setenv("SLUICE_DLP_SIMD", simd[v], 1);
+            else
+                unsetenv("SLUICE_DLP_SIMD");
+            dlp_policy *p;
+            assert_int_equal(dlp_pack_load(path, &p, &err), 0);
+            unsetenv("SLUICE_DLP_SIMD");
+            char *got = san(p, text, NULL);
+            if (strcmp(got, want)) {
+                size_t k = 0;
+                while (got[k] == want[k])
+                    k++;
+                print_error("variant %d, %s: views differ at %zu: ...%.40s\n", variant,
+                            v < 2 ? simd[v] : "default", k, got + (k > 20 ? k - 20 : 0));
+                fail();
+            }
+            free(got);
+            size_t cuts[3] = {len / 3, len / 3 + 1, 2 * len / 3 + 5};
+            char *st = stream_cuts(p, text, len, cuts, 3, 4096 + v * 61);
+            assert_string_equal(st, want);
+            free(st);
+            dlp_policy_free(p);
+        }
+        free(want);
+    }
+    free(text);
+}
+
 static void test_digits_prefilter(void **state)
 {
     (void)state;
@@ -953,6 +1062,7 @@ int main(void)
         cmocka_unit_test(test_compile_cache),
         cmocka_unit_test(test_rule_prefilter),
         cmocka_unit_test(test_digits_prefilter),
+        cmocka_unit_test(test_digits_oracle),
         cmocka_unit_test(test_review_patterns),
     };
     return cmocka_run_group_tests_name("dlp", tests, setup, teardown);
