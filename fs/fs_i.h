@@ -21,6 +21,7 @@
 #include "dlp/dlp.h"
 #include "ledger/ledger.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,20 +87,54 @@ typedef struct fs_unmount_helper {
     pthread_mutex_t lock;
 } fs_unmount_helper;
 int fs_unmount_helper_start(const char *mountpoint, fs_unmount_helper *h);
-/* The executable of process `pid` ("" when unknown), asked of the helper. */
-void fs_helper_exe(fs_unmount_helper *h, pid_t pid, char *out, size_t outlen);
+/* Who process `pid` is, for the ledger ("" where unknown), asked of the
+ * helper (a confined daemon may read none of /proc/PID). */
+typedef struct fs_proc_ident {
+    char exe[PATH_MAX];
+    char comm[64];
+    char cgroup[512];
+} fs_proc_ident;
+void fs_helper_identify(fs_unmount_helper *h, pid_t pid, fs_proc_ident *out);
 /* Unmount now (lazily) and wait for the helper. */
 void fs_unmount_helper_run(fs_unmount_helper *h);
 
-/* Landlock: from now on this thread and its future threads and children may
- * change the file system only beneath `rw_paths` (directories or files).
- * *abi gets the kernel's Landlock ABI (0: none). 0, -EOPNOTSUPP, or -errno. */
-int fs_sandbox_apply(const char *const *rw_paths, size_t n, int *abi);
-/* The same, switching to `user` (NULL: stay) after the Landlock rules are
- * built and before they and the seccomp filter are applied. */
-int fs_sandbox_apply_user(const char *const *rw_paths, size_t n, const char *user, int *abi);
+/* A place the confined daemon may reach: read (files, and listings beneath
+ * a directory), or read and change when `writable`. `optional`: skipped
+ * when it does not exist. */
+typedef struct fs_sandbox_path {
+    const char *path;
+    int writable;
+    int optional;
+} fs_sandbox_path;
+/* Confine this thread and its future threads and children for good:
+ * Landlock (reading only beneath `paths` and the system files that running
+ * needs, writing only beneath the writable ones, executing only
+ * sluice-extract), `user` (NULL: stay) taken between building the rules and
+ * applying them, then the seccomp allowlist. *abi gets the kernel's
+ * Landlock ABI (0: none). 0, -EOPNOTSUPP (no Landlock: seccomp only), or
+ * -errno. */
+int fs_sandbox_apply_user(const fs_sandbox_path *paths, size_t n, const char *user, int *abi);
+/* 1 when the confinement lets this process read `path` (always, before it
+ * or without Landlock; also when nothing is there, which opening reports
+ * as ENOENT whatever the confinement), else 0. Follows symlinks as opening
+ * would. */
+int fs_sandbox_readable(const char *path);
 /* Switch to `user` and its group for good (no way back). 0 or -errno. */
 int fs_sandbox_drop_user(const char *user);
+
+/* The files a policy makes the engine read, named as the engine resolves
+ * them: files[0] the policy itself, then its packs; key the hash key file
+ * ($SLUICE_KEY_FILE or the policy's key-file; NULL: none). Names only, the
+ * files are not opened. 0 or -errno (-EINVAL: not YAML). */
+typedef struct fs_policy_files {
+    char **files;
+    size_t nfiles;
+    char *key;
+} fs_policy_files;
+int fs_policy_files_read(const char *policy, fs_policy_files *out);
+void fs_policy_files_free(fs_policy_files *f);
+/* The first of them the confinement does not let this process read, or NULL. */
+const char *fs_policy_files_outside(const fs_policy_files *f);
 
 /* ---- view.c --------------------------------------------------------------- */
 

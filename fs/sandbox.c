@@ -6,11 +6,16 @@
  *
  * Landlock: the daemon may create, write, remove or rename files only
  * beneath the ledger's directory, the spill directory and /dev/null; SOURCE
- * in particular can never be written, even by a subverted daemon (reading
- * stays open: policies may be reloaded from anywhere). It may execute only
- * the sluice-extract helper (and the dynamic loader that runs it), so the
- * execve(2) that the seccomp list must allow for document extraction cannot
- * start anything else.
+ * in particular can never be written, even by a subverted daemon. It may
+ * read only SOURCE, those writable places, the ledger's key, the policy's
+ * and its packs' directories and the hash key file (what a SIGHUP reload
+ * reads again), and the system files that it, its libraries and the
+ * extraction helper read (below: fs_system_reads); no /etc/shadow, no
+ * neighbour of SOURCE. A reload whose policy names a file outside that set
+ * is refused before anything is read (fs_sandbox_readable). It may execute
+ * only the sluice-extract helper (and the dynamic loader that runs it), so
+ * the execve(2) that the seccomp list must allow for document extraction
+ * cannot start anything else.
  *
  * seccomp (libseccomp): an allowlist of the system calls sluicefs makes
  * once mounted, found by tracing (strace -f) the tests/fs suite, the
@@ -22,9 +27,10 @@
  * where they decide what the call can reach (sockets: AF_UNIX only).
  *
  * Helper: a Landlock-confined process may not unmount, nor read other
- * processes' /proc/PID/exe, so an unconfined helper child, forked before,
- * answers the executable of a reader for the ledger and unmounts when told
- * to, and also when the daemon dies without telling it: a crashed or killed
+ * processes' /proc/PID/exe (nor, with reads confined, anything of /proc),
+ * so an unconfined helper child, forked before, answers who a reader is
+ * (executable, comm, cgroup) for the ledger and unmounts when told to, and
+ * also when the daemon dies without telling it: a crashed or killed
  * sluicefs leaves no dead mount.
  *
  * Must never: keep a descriptor of /dev/fuse or the ledger in the helper
@@ -56,6 +62,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <yaml.h>
 
 /* <linux/fuse.h>'s FUSE_DEV_IOC_CLONE (that header clashes with libfuse's). */
 #define FUSE_DEV_IOC_CLONE_NR _IOR(229, 0, uint32_t)
@@ -76,13 +83,48 @@
 #define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
 #endif
 
-/* The helper's requests: 'u' unmount now; 'e' + pid: the executable of that
- * process (a Landlock-confined daemon may not read other processes'
- * /proc/PID/exe links, which need ptrace-level access). */
+/* The helper's requests: 'u' unmount now; 'i' + pid: who that process is
+ * (a Landlock-confined daemon may not read other processes' /proc/PID/exe
+ * links, which need ptrace-level access, nor with reads confined their comm
+ * and cgroup). The answer: exe NUL comm NUL cgroup, each "" when unknown. */
 struct helper_req {
     char op;
     int32_t pid;
 };
+
+#define IDENT_EXE PATH_MAX
+#define IDENT_COMM 64
+#define IDENT_CGROUP 512
+#define IDENT_MAX (IDENT_EXE + IDENT_COMM + IDENT_CGROUP)
+
+/* Up to `max` bytes of a small /proc file; the count (0 when unreadable). */
+static size_t read_small(const char *path, char *out, size_t max)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read_full(fd, out, max);
+    close(fd);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* exe NUL comm NUL cgroup of `pid` into out (IDENT_MAX + 3 bytes): its length. */
+static size_t ident_read(pid_t pid, char *out)
+{
+    char p[64];
+    size_t len = 0;
+    snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
+    ssize_t k = readlink(p, out, IDENT_EXE - 1);
+    len = k > 0 ? (size_t)k : 0;
+    out[len++] = '\0';
+    snprintf(p, sizeof p, "/proc/%d/comm", (int)pid);
+    len += read_small(p, out + len, IDENT_COMM - 1);
+    out[len++] = '\0';
+    snprintf(p, sizeof p, "/proc/%d/cgroup", (int)pid);
+    len += read_small(p, out + len, IDENT_CGROUP - 1);
+    out[len++] = '\0';
+    return len;
+}
 
 static void helper_loop(int sock, const char *mountpoint)
 {
@@ -91,13 +133,10 @@ static void helper_loop(int sock, const char *mountpoint)
         ssize_t n = recv(sock, &q, sizeof q, 0);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n == (ssize_t)sizeof q && q.op == 'e') {
-            char link[64], exe[PATH_MAX];
-            snprintf(link, sizeof link, "/proc/%d/exe", (int)q.pid);
-            ssize_t k = readlink(link, exe, sizeof exe - 1);
-            if (k < 0)
-                k = 0;
-            if (send(sock, exe, (size_t)k, MSG_NOSIGNAL) < 0 && errno == EPIPE)
+        if (n == (ssize_t)sizeof q && q.op == 'i') {
+            static char ans[IDENT_MAX + 3];
+            const size_t k = ident_read((pid_t)q.pid, ans);
+            if (send(sock, ans, k, MSG_NOSIGNAL) < 0 && errno == EPIPE)
                 break;
             continue;
         }
@@ -139,21 +178,45 @@ int fs_unmount_helper_start(const char *mountpoint, fs_unmount_helper *h)
     return 0;
 }
 
-void fs_helper_exe(fs_unmount_helper *h, pid_t pid, char *out, size_t outlen)
+/* The next NUL-terminated field of an answer into out (cut to fit): where
+ * the field after it starts. */
+static const char *ident_field(const char *p, const char *end, char *out, size_t outlen)
 {
-    out[0] = '\0';
-    if (h->pid <= 0 || outlen == 0)
-        return;
-    const struct helper_req q = {.op = 'e', .pid = (int32_t)pid};
-    pthread_mutex_lock(&h->lock); /* one question at a time: answers come in order */
+    size_t i = 0;
+    while (p < end && *p && i + 1 < outlen)
+        out[i++] = *p++;
+    out[i] = '\0';
+    while (p < end && *p)
+        p++;
+    return p < end ? p + 1 : end;
+}
+
+void fs_helper_identify(fs_unmount_helper *h, pid_t pid, fs_proc_ident *out)
+{
+    char ans[IDENT_MAX + 3];
     ssize_t n = -1;
-    if (send(h->fd, &q, sizeof q, MSG_NOSIGNAL) == (ssize_t)sizeof q) {
-        do
-            n = recv(h->fd, out, outlen - 1, 0);
-        while (n < 0 && errno == EINTR);
+    if (h->pid > 0) {
+        const struct helper_req q = {.op = 'i', .pid = (int32_t)pid};
+        pthread_mutex_lock(&h->lock); /* one question at a time: answers come in order */
+        if (h->fd >= 0 && send(h->fd, &q, sizeof q, MSG_NOSIGNAL) == (ssize_t)sizeof q) {
+            do
+                n = recv(h->fd, ans, sizeof ans, 0);
+            while (n < 0 && errno == EINTR);
+        }
+        pthread_mutex_unlock(&h->lock);
+    } else {
+        n = (ssize_t)ident_read(pid, ans); /* no helper: this only works unconfined */
     }
-    pthread_mutex_unlock(&h->lock);
-    out[n > 0 ? n : 0] = '\0';
+    const char *p = ans, *end = ans + (n > 0 ? n : 0);
+    p = ident_field(p, end, out->exe, sizeof out->exe);
+    p = ident_field(p, end, out->comm, sizeof out->comm);
+    out->comm[strcspn(out->comm, "\n")] = '\0';
+    /* cgroup v2: one line "0::/path". */
+    char cg[IDENT_CGROUP];
+    ident_field(p, end, cg, sizeof cg);
+    const char *s = strstr(cg, "0::");
+    snprintf(out->cgroup, sizeof out->cgroup, "%s", s ? s + 3 : cg);
+    out->cgroup[strcspn(out->cgroup, "\n")] = '\0';
 }
 
 void fs_unmount_helper_run(fs_unmount_helper *h)
@@ -182,22 +245,74 @@ static long ll_add_rule(int fd, enum landlock_rule_type t, const void *attr, uin
     return syscall(SYS_landlock_add_rule, fd, t, attr, flags);
 }
 
+#define LL_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
+
+/* What the confinement lets this process read, for fs_sandbox_readable():
+ * the resolved path of every rule that grants reading, set while the rules
+ * are built (before any thread exists) and only read afterwards. */
+static struct read_root {
+    char *path;
+    int dir;
+} *read_roots;
+static size_t n_read_roots;
+static int reads_confined;
+
+static void read_root_add(const char *path, int dir)
+{
+    char real[PATH_MAX];
+    if (!realpath(path, real))
+        return;
+    struct read_root *nr = realloc(read_roots, (n_read_roots + 1) * sizeof *nr);
+    if (!nr)
+        return; /* then reloads naming it are refused: closed, not open */
+    read_roots = nr;
+    if ((read_roots[n_read_roots].path = strdup(real)))
+        read_roots[n_read_roots++].dir = dir;
+}
+
 /* Allow `access` beneath `path` (a directory, or one file: then only the
  * rights that apply to files). A path that does not exist is skipped when
  * `optional`. */
 static int ll_allow(int rfd, const char *path, uint64_t access, int optional)
 {
     int fd = open(path, O_PATH | O_CLOEXEC);
-    if (fd < 0)
-        return optional && errno == ENOENT ? 0 : -errno;
+    if (fd < 0) {
+        if (optional && (errno == ENOENT || errno == ENOTDIR))
+            return 0;
+        const int e = errno;
+        log_error("msg=\"cannot confine to a path\" path=\"%s\" err=\"%s\"", path, strerror(e));
+        return -e;
+    }
     struct stat st;
-    if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+    const int dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!dir)
         access &= LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |
                   LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_TRUNCATE;
     const struct landlock_path_beneath_attr pb = {.allowed_access = access, .parent_fd = fd};
     int r = ll_add_rule(rfd, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) < 0 ? -errno : 0;
     close(fd);
+    if (r == 0 && (access & LANDLOCK_ACCESS_FS_READ_FILE))
+        read_root_add(path, dir);
     return r;
+}
+
+int fs_sandbox_readable(const char *path)
+{
+    if (!reads_confined)
+        return 1;
+    char real[PATH_MAX];
+    if (!realpath(path, real))
+        return errno == ENOENT; /* nothing there to refuse: opening it fails ENOENT either way */
+    for (size_t i = 0; i < n_read_roots; i++) {
+        const char *r = read_roots[i].path;
+        const size_t l = strlen(r);
+        if (strcmp(real, r) == 0)
+            return 1;
+        const int beneath = strncmp(real, r, l) == 0 && (real[l] == '/' || strcmp(r, "/") == 0);
+        if (read_roots[i].dir && beneath)
+            return 1;
+    }
+    return 0;
 }
 
 /* The sluice-extract helper, found as extract_text() finds it (extract.c:
@@ -235,14 +350,26 @@ static int find_interp(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* What the daemon, its libraries and the sluice-extract helper it starts
+ * read once confined, found by tracing (strace -f -e trace=%file) the
+ * tests/fs suite, tests/hardening/t_confine.sh and the demo: shared
+ * libraries and their data (libmagic's database, poppler's tables, gconv),
+ * the loader's cache, the time zone, fontconfig's files, libmagic's local
+ * file, OpenSSL's configuration, and the overcommit setting glibc's malloc
+ * looks at when it trims an arena. System files, none of them secret. */
+static const char *const fs_system_reads[] = {
+    "/usr", "/etc/ld.so.cache", "/etc/localtime", "/etc/fonts", "/var/cache/fontconfig",
+    "/proc/filesystems", "/proc/sys/vm/overcommit_memory", "/etc/magic", "/etc/ssl/openssl.cnf",
+    "/usr/lib/ssl/openssl.cnf",
+};
+
 /* Build the ruleset (*rfd_out) now, while every path is reachable by the
  * user that mounted; it is applied after the user change. */
-static int landlock_prepare(const char *const *rw_paths, size_t n, long abi, int *rfd_out)
+static int landlock_prepare(const fs_sandbox_path *paths, size_t n, long abi, int *rfd_out)
 {
     *rfd_out = -1;
-    /* Everything that changes the file system, and execution; reads stay
-     * as they are (policy reloads read packs from anywhere). */
-    uint64_t handled = LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |
+    /* Everything that reads or changes the file system, and execution. */
+    uint64_t handled = LL_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |
                        LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_CHAR |
                        LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_MAKE_REG |
                        LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO |
@@ -270,17 +397,26 @@ static int landlock_prepare(const char *const *rw_paths, size_t n, long abi, int
     const uint64_t rw = handled & ~LANDLOCK_ACCESS_FS_EXECUTE;
     int r = 0;
     for (size_t i = 0; i < n && r == 0; i++)
-        r = ll_allow(rfd, rw_paths[i], rw, 0);
+        r = ll_allow(rfd, paths[i].path, paths[i].writable ? rw : LL_READ, paths[i].optional);
     /* -o clone_fd: each FUSE thread opens /dev/fuse again for its own queue */
     if (r == 0)
-        r = ll_allow(rfd, "/dev/fuse", LANDLOCK_ACCESS_FS_WRITE_FILE, 1);
+        r = ll_allow(rfd, "/dev/fuse",
+                     LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE, 1);
+    for (size_t i = 0; i < SLUICE_ARRAY_LEN(fs_system_reads) && r == 0; i++)
+        r = ll_allow(rfd, fs_system_reads[i], LL_READ, 1);
+#ifdef FS_SANITIZED
+    /* LeakSanitizer reads /proc/PID/task and /proc/self/maps at exit
+     * (sanitizer builds only). */
+    if (r == 0)
+        r = ll_allow(rfd, "/proc", LL_READ, 0);
+#endif
     char helper[PATH_MAX], interp[PATH_MAX] = "";
     extract_helper_path(helper, sizeof helper);
     dl_iterate_phdr(find_interp, interp);
     if (r == 0)
-        r = ll_allow(rfd, helper, LANDLOCK_ACCESS_FS_EXECUTE, 1);
+        r = ll_allow(rfd, helper, LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE, 1);
     if (r == 0 && interp[0])
-        r = ll_allow(rfd, interp, LANDLOCK_ACCESS_FS_EXECUTE, 1);
+        r = ll_allow(rfd, interp, LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE, 1);
     if (r < 0) {
         close(rfd);
         return r;
@@ -422,9 +558,10 @@ static int seccomp_apply(void)
 
 /* ---- the confinement probe (tests only) -----------------------------------------
  * SLUICE_TEST_PROBE=PATH in the daemon's environment makes fs_sandbox_apply()
- * try, once just before confining and once right after, three things that
+ * try, once just before confining and once right after, four things that
  * confinement must refuse: create PATH (O_EXCL; removed again at once when
- * that worked), open an IPv4 socket (closed at once), and run /bin/true. It
+ * that worked), read /etc/shadow, open an IPv4 socket (closed at once), and
+ * run /bin/true. It
  * logs each outcome ("refused" for EPERM/EACCES, else "allowed") and
  * changes nothing else: the daemon carries on either way.
  *
@@ -452,6 +589,10 @@ static void probe_run(const char *phase, const char *path)
         close(fd);
         unlink(path);
     }
+    fd = open("/etc/shadow", O_RDONLY | O_CLOEXEC);
+    probe_log(phase, "read-outside", fd < 0 ? errno : 0);
+    if (fd >= 0)
+        close(fd);
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     probe_log(phase, "socket-inet", s < 0 ? errno : 0);
     if (s >= 0)
@@ -463,6 +604,126 @@ static void probe_run(const char *phase, const char *path)
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
     probe_log(phase, "exec-other", e);
+}
+
+/* ---- the files a policy makes the engine read ---------------------------------
+ * Resolved as dlp/config.c resolves them: packs relative to the policy's
+ * directory unless absolute; the key file from $SLUICE_KEY_FILE, else the
+ * policy's key-file (relative likewise). Only the names are read here; the
+ * engine reads and checks the files. This list decides what the confinement
+ * allows and which reloads are refused up front; it enforces nothing: a
+ * file it missed is refused by Landlock when the engine opens it, and the
+ * reload fails closed all the same, only with a vaguer message. */
+static int path_join(char *out, size_t outlen, const char *dir, const char *name)
+{
+    const int k = name[0] == '/' ? snprintf(out, outlen, "%s", name)
+                                 : snprintf(out, outlen, "%s/%s", dir, name);
+    return k < 0 || (size_t)k >= outlen ? -ENAMETOOLONG : 0;
+}
+
+static int files_add(char ***v, size_t *n, const char *dir, const char *name)
+{
+    char full[PATH_MAX];
+    int r = path_join(full, sizeof full, dir, name);
+    if (r < 0)
+        return r;
+    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
+    if (!nv)
+        return -ENOMEM;
+    *v = nv;
+    if (!(nv[*n] = strdup(full)))
+        return -ENOMEM;
+    (*n)++;
+    return 0;
+}
+
+static int scalar_is(const yaml_node_t *n, const char *s)
+{
+    return n && n->type == YAML_SCALAR_NODE && strcmp((const char *)n->data.scalar.value, s) == 0;
+}
+
+int fs_policy_files_read(const char *policy, fs_policy_files *out)
+{
+    memset(out, 0, sizeof *out);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r = file_read_all(policy, 16u << 20, &buf, &len);
+    if (r < 0)
+        return r;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", policy);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    yaml_parser_t ps;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&ps)) {
+        free(buf);
+        return -ENOMEM;
+    }
+    yaml_parser_set_input_string(&ps, buf, len);
+    const int loaded = yaml_parser_load(&ps, &doc);
+    yaml_parser_delete(&ps);
+    free(buf);
+    if (!loaded)
+        return -EINVAL;
+    r = files_add(&out->files, &out->nfiles, ".", policy);
+    const yaml_node_t *root = yaml_document_get_root_node(&doc);
+    const char *keyfile = NULL;
+    if (root && root->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *q = root->data.mapping.pairs.start;
+             q < root->data.mapping.pairs.top && r == 0; q++) {
+            const yaml_node_t *k = yaml_document_get_node(&doc, q->key);
+            const yaml_node_t *v = yaml_document_get_node(&doc, q->value);
+            if (scalar_is(k, "packs") && v && v->type == YAML_SEQUENCE_NODE) {
+                for (yaml_node_item_t *it = v->data.sequence.items.start;
+                     it < v->data.sequence.items.top && r == 0; it++) {
+                    const yaml_node_t *e = yaml_document_get_node(&doc, *it);
+                    if (e && e->type == YAML_SCALAR_NODE)
+                        r = files_add(&out->files, &out->nfiles, dir,
+                                      (const char *)e->data.scalar.value);
+                }
+            } else if (scalar_is(k, "key-file") && v && v->type == YAML_SCALAR_NODE) {
+                keyfile = (const char *)v->data.scalar.value;
+            }
+        }
+    }
+    const char *env = getenv("SLUICE_KEY_FILE");
+    char **kv = NULL;
+    size_t kn = 0;
+    if (r == 0 && env && *env)
+        r = files_add(&kv, &kn, ".", env);
+    else if (r == 0 && keyfile)
+        r = files_add(&kv, &kn, dir, keyfile);
+    out->key = kn ? kv[0] : NULL;
+    free(kv);
+    yaml_document_delete(&doc);
+    if (r < 0)
+        fs_policy_files_free(out);
+    return r;
+}
+
+void fs_policy_files_free(fs_policy_files *f)
+{
+    for (size_t i = 0; i < f->nfiles; i++)
+        free(f->files[i]);
+    free(f->files);
+    free(f->key);
+    memset(f, 0, sizeof *f);
+}
+
+const char *fs_policy_files_outside(const fs_policy_files *f)
+{
+    for (size_t i = 0; i < f->nfiles; i++)
+        if (!fs_sandbox_readable(f->files[i]))
+            return f->files[i];
+    if (f->key && !fs_sandbox_readable(f->key))
+        return f->key;
+    return NULL;
 }
 
 int fs_sandbox_drop_user(const char *user)
@@ -489,7 +750,7 @@ int fs_sandbox_drop_user(const char *user)
     return 0;
 }
 
-int fs_sandbox_apply_user(const char *const *rw_paths, size_t n, const char *user, int *abi_out)
+int fs_sandbox_apply_user(const fs_sandbox_path *paths, size_t n, const char *user, int *abi_out)
 {
     const char *probe = secure_getenv("SLUICE_TEST_PROBE");
     if (probe && *probe)
@@ -497,14 +758,16 @@ int fs_sandbox_apply_user(const char *const *rw_paths, size_t n, const char *use
     long abi = ll_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
     *abi_out = abi < 0 ? 0 : (int)abi;
     int rfd = -1;
-    int r = abi >= 1 ? landlock_prepare(rw_paths, n, abi, &rfd) : -EOPNOTSUPP;
+    int r = abi >= 1 ? landlock_prepare(paths, n, abi, &rfd) : -EOPNOTSUPP;
     if (r < 0 && r != -EOPNOTSUPP)
         return r;
     int ur = fs_sandbox_drop_user(user);
-    if (ur == 0 && rfd >= 0)
+    if (ur == 0 && rfd >= 0) {
         ur = landlock_restrict(rfd);
-    else if (rfd >= 0)
+        reads_confined = ur == 0;
+    } else if (rfd >= 0) {
         close(rfd);
+    }
     if (ur < 0)
         return ur == -EOPNOTSUPP ? -EINVAL : ur; /* EOPNOTSUPP means "no Landlock" to the caller */
     /* seccomp even without Landlock: the kernel has one but not the other. */
@@ -518,9 +781,4 @@ int fs_sandbox_apply_user(const char *const *rw_paths, size_t n, const char *use
     if (probe && *probe)
         probe_run("after", probe);
     return r;
-}
-
-int fs_sandbox_apply(const char *const *rw_paths, size_t n, int *abi_out)
-{
-    return fs_sandbox_apply_user(rw_paths, n, NULL, abi_out);
 }

@@ -165,21 +165,8 @@ struct reader {
     pid_t pid;
     uid_t uid;
     gid_t gid;
-    char comm[64];
-    char exe[PATH_MAX];
-    char cgroup[512];
+    fs_proc_ident id; /* exe, comm, cgroup: read by the unconfined helper */
 };
-
-static void read_small(const char *path, char *out, size_t outlen)
-{
-    out[0] = '\0';
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t n = read_full(fd, out, outlen - 1);
-    close(fd);
-    out[n > 0 ? n : 0] = '\0';
-}
 
 static void reader_identify(fuse_req_t req, struct reader *r)
 {
@@ -187,18 +174,7 @@ static void reader_identify(fuse_req_t req, struct reader *r)
     r->pid = ctx->pid;
     r->uid = ctx->uid;
     r->gid = ctx->gid;
-    char p[64];
-    snprintf(p, sizeof p, "/proc/%d/comm", (int)r->pid);
-    read_small(p, r->comm, sizeof r->comm);
-    r->comm[strcspn(r->comm, "\n")] = '\0';
-    fs_helper_exe(&g.helper, r->pid, r->exe, sizeof r->exe);
-    /* cgroup v2: one line "0::/path". */
-    char cg[sizeof r->cgroup];
-    snprintf(p, sizeof p, "/proc/%d/cgroup", (int)r->pid);
-    read_small(p, cg, sizeof cg);
-    const char *s = strstr(cg, "0::");
-    snprintf(r->cgroup, sizeof r->cgroup, "%s", s ? s + 3 : cg);
-    r->cgroup[strcspn(r->cgroup, "\n")] = '\0';
+    fs_helper_identify(&g.helper, r->pid, &r->id);
 }
 
 static void next_request_id(char *out, size_t len)
@@ -704,9 +680,9 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         .pid = rd.pid,
         .uid = rd.uid,
         .gid = rd.gid,
-        .process = rd.comm,
-        .exe = rd.exe[0] ? rd.exe : NULL,
-        .cgroup = rd.cgroup[0] ? rd.cgroup : NULL,
+        .process = rd.id.comm,
+        .exe = rd.id.exe[0] ? rd.id.exe : NULL,
+        .cgroup = rd.id.cgroup[0] ? rd.id.cgroup : NULL,
         .session = g.o.session,
         .path = rel,
         .source_sha256 = v && v->source_sha256[0] ? v->source_sha256 : NULL,
@@ -734,7 +710,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     if (!served) {
         log_info("msg=\"open refused\" req=%s seq=%llu path=\"%s\" pid=%d comm=\"%s\" reason=\"%s\"",
-                 rid, (unsigned long long)seq, rel, (int)rd.pid, rd.comm, reason ? reason : "");
+                 rid, (unsigned long long)seq, rel, (int)rd.pid, rd.id.comm, reason ? reason : "");
         fs_view_unref(g.cache, v);
         free(rel);
         fuse_reply_err(req, r == -ENOENT || r == -ENOTDIR ? -r : EACCES);
@@ -742,7 +718,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     log_debug("msg=\"open served\" req=%s seq=%llu path=\"%s\" pid=%d comm=\"%s\" size=%zu "
               "view=%llu hits=%zu",
-              rid, (unsigned long long)seq, rel, (int)rd.pid, rd.comm, v->len,
+              rid, (unsigned long long)seq, rel, (int)rd.pid, rd.id.comm, v->len,
               (unsigned long long)v->gen, v->nhits);
     struct fs_handle *h = calloc(1, sizeof *h);
     if (h == NULL) {
@@ -1092,11 +1068,34 @@ static int policy_load(const char *path, dlp_policy **out, char *why, size_t why
     return r;
 }
 
+/* A reload must read nothing the confinement set at mount does not allow:
+ * a policy (or a pack or key it names) that lies elsewhere is refused by
+ * name before the engine reads anything. 0, or -EACCES with `why`. */
+static int policy_reload_confined(char *why, size_t whylen)
+{
+    fs_policy_files pf;
+    const int r = fs_policy_files_read(g.o.policy, &pf);
+    const char *outside = NULL;
+    if (r == 0)
+        outside = fs_policy_files_outside(&pf);
+    else if (!fs_sandbox_readable(g.o.policy))
+        outside = g.o.policy;
+    /* any other failure to read it: the engine says what is wrong */
+    if (outside)
+        snprintf(why, whylen, "%s: lies outside the confinement set at mount: remount to use it",
+                 outside);
+    if (r == 0)
+        fs_policy_files_free(&pf);
+    return outside ? -EACCES : 0;
+}
+
 static void policy_reload(void)
 {
     dlp_policy *np = NULL;
     char why[1200];
-    int r = policy_load(g.o.policy, &np, why, sizeof why);
+    int r = policy_reload_confined(why, sizeof why);
+    if (r == 0)
+        r = policy_load(g.o.policy, &np, why, sizeof why);
     if (r < 0) {
         log_error("msg=\"policy reload rejected, previous policy stays in force\" error=\"%s\"", why);
         pthread_rwlock_rdlock(&g.pol_lock);
@@ -1256,6 +1255,86 @@ static int fs_exit_mnt(struct fuse_args *args, char *mountpoint, int code)
 {
     free(mountpoint);
     return fs_exit(args, code);
+}
+
+/* ---- confinement --------------------------------------------------------------------------- */
+
+/* The directory `file` lies in (symlinks resolved: Landlock looks at where
+ * the file really is), into out. */
+static void real_dir(const char *file, char *out, size_t n)
+{
+    char real[PATH_MAX];
+    if (!realpath(file, real))
+        snprintf(real, sizeof real, "%s", file);
+    char *slash = strrchr(real, '/');
+    if (slash == real)
+        real[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(real, sizeof real, ".");
+    snprintf(out, n, "%s", real);
+}
+
+/* Confine the daemon (fs/sandbox.c) to what it needs from now on.
+ * Writable: the ledger's directory (SQLite adds -wal/-shm files), the spill
+ * directory, /dev/null. Readable besides: SOURCE, the ledger's key, the
+ * directories of the policy and of every pack it names (so that a SIGHUP
+ * reload of an edited policy or pack there works) and the hash key file.
+ * Nothing else: no /etc/shadow, no neighbour of SOURCE. */
+static int confine(void)
+{
+    fs_policy_files pf;
+    int r = fs_policy_files_read(g.o.policy, &pf);
+    if (r < 0) {
+        log_error("msg=\"cannot confine the daemon, unmounting\" policy=\"%s\" err=\"%s\"", g.o.policy,
+                  strerror(-r));
+        return r;
+    }
+    const size_t max = 6 + pf.nfiles;
+    fs_sandbox_path *paths = calloc(max, sizeof *paths);
+    char (*dirs)[PATH_MAX] = calloc(pf.nfiles + 1, PATH_MAX);
+    if (!paths || !dirs) {
+        free(paths);
+        free(dirs);
+        fs_policy_files_free(&pf);
+        log_error("msg=\"cannot confine the daemon, unmounting\" err=\"out of memory\"");
+        return -ENOMEM;
+    }
+    size_t n = 0;
+    real_dir(g.o.ledger, dirs[0], PATH_MAX);
+    paths[n++] = (fs_sandbox_path){.path = dirs[0], .writable = 1};
+    paths[n++] = (fs_sandbox_path){.path = "/dev/null", .writable = 1};
+    if (fs_cache_spill_path(g.cache)) /* its parent: the private directory is removed at exit */
+        paths[n++] = (fs_sandbox_path){.path = g.o.spill_dir, .writable = 1};
+    paths[n++] = (fs_sandbox_path){.path = g.source_abs};
+    paths[n++] = (fs_sandbox_path){.path = g.o.ledger_key};
+    for (size_t i = 0; i < pf.nfiles; i++) {
+        real_dir(pf.files[i], dirs[i + 1], PATH_MAX);
+        paths[n++] = (fs_sandbox_path){.path = dirs[i + 1]};
+    }
+    /* The file alone, not its directory (keys are kept beside other keys);
+     * absent when no rule uses it. */
+    if (pf.key)
+        paths[n++] = (fs_sandbox_path){.path = pf.key, .optional = 1};
+    int abi = 0;
+    /* Opened before: its report files, which a confined process could
+     * no longer create (sanitizer builds only). */
+    sluice_sanitizer_keep_reports();
+    r = fs_sandbox_apply_user(paths, n, g.o.user, &abi);
+    if (r == -EOPNOTSUPP) {
+        log_warn("msg=\"Landlock not available: running unconfined\"");
+        r = 0;
+    } else if (r < 0) {
+        log_error("msg=\"cannot confine the daemon, unmounting\" err=\"%s\"", strerror(-r));
+    } else {
+        log_info("msg=\"confined\" landlock_abi=%d writable=\"%s\" policy_dir=\"%s\"", abi, dirs[0],
+                 dirs[1]);
+    }
+    free(paths);
+    free(dirs);
+    fs_policy_files_free(&pf);
+    return r;
 }
 
 int main(int argc, char **argv)
@@ -1428,37 +1507,8 @@ int main(int argc, char **argv)
         goto out_ledger;
 
     if (!g.o.no_sandbox) {
-        /* Writable: the ledger's directory (SQLite adds -wal/-shm files), the
-         * spill directory, /dev/null. Not SOURCE, not anything else. */
-        char ldir[PATH_MAX];
-        const char *rw[3];
-        size_t nrw = 0;
-        if (!realpath(g.o.ledger, ldir))
-            snprintf(ldir, sizeof ldir, "%s", g.o.ledger);
-        char *slash = strrchr(ldir, '/');
-        if (slash == ldir)
-            ldir[1] = '\0';
-        else if (slash)
-            *slash = '\0';
-        else
-            snprintf(ldir, sizeof ldir, ".");
-        rw[nrw++] = ldir;
-        rw[nrw++] = "/dev/null";
-        if (fs_cache_spill_path(g.cache)) /* its parent: the private directory is removed at exit */
-            rw[nrw++] = g.o.spill_dir;
-        int abi = 0;
-        /* Opened before: its report files, which a confined process could
-         * no longer create (sanitizer builds only). */
-        sluice_sanitizer_keep_reports();
-        int sr = fs_sandbox_apply_user(rw, nrw, g.o.user, &abi);
-        if (sr == -EOPNOTSUPP) {
-            log_warn("msg=\"Landlock not available: running unconfined\"");
-        } else if (sr < 0) {
-            log_error("msg=\"cannot confine the daemon, unmounting\" err=\"%s\"", strerror(-sr));
+        if (confine() < 0)
             goto out_ledger;
-        } else {
-            log_info("msg=\"confined\" landlock_abi=%d writable=\"%s\"", abi, ldir);
-        }
     } else if (fs_sandbox_drop_user(g.o.user) < 0) {
         goto out_ledger;
     }
