@@ -27,24 +27,48 @@ check_probe() {
 
 # ---- sluicefs ----------------------------------------------------------------------------
 # The ledger in a directory of its own: the daemon's only writable place, so
-# the probe's target next to SOURCE is outside it.
-mkdir -p "$T_TMP/ledger"
+# the probe's target next to SOURCE is outside it. The policy too, naming a
+# second pack in a third: the daemon may read those directories (a reload
+# reads them again), not $T_TMP, where a pack outside waits.
+mkdir -p "$T_TMP/ledger" "$T_TMP/etc" "$T_TMP/packs" "$T_TMP/elsewhere"
 FS_DB=$T_TMP/ledger/ledger.db
+FS_POLICY=$T_TMP/etc/policy.yaml
 printf 'ssn %s in a text file\n' "$SSN" >"$FS_SRC/note.txt"
+printf 'Project Nightjar, ssn %s\n' "$SSN" >"$FS_SRC/codename.txt"
 /usr/bin/python3 - "$FS_SRC/memo.docx" "$SSN" <<'EOF'
 import sys, docx
 d = docx.Document(); d.add_paragraph("Employee SSN " + sys.argv[2]); d.save(sys.argv[1])
 EOF
-cat >>"$FS_POLICY" <<'EOF'
-documents:
-  extract: ['application/vnd.openxmlformats-officedocument.*']
-EOF
+# codename_pack FILE LABEL: a pack masking project code names as LABEL,
+# written beside and renamed over (a new file, as editors save)
+codename_pack() {
+    printf '%s\n' 'pack: confine-codename' 'version: 1' 'rules:' '  - id: codename' \
+        '    description: project code names' \
+        "    pattern: '\\bProject (?<secret>[A-Z][a-z]+)\\b'" \
+        "    action: {type: replace, label: '$2'}" >"$1.new"
+    mv "$1.new" "$1"
+}
+# policy_with PACK: the test policy naming PACK too, extracting documents
+policy_with() {
+    fs_write_policy "$1"
+    printf "documents:\n  extract: ['application/vnd.openxmlformats-officedocument.*']\n" >>"$FS_POLICY"
+}
+# wait_count PATTERN N: bounded wait for the N-th log line matching PATTERN
+wait_count() {
+    local i
+    for ((i = 0; i < 100; i++)); do [ "$(grep -c "$1" "$FS_LOG")" -ge "$2" ] && return 0; sleep 0.1; done
+    return 1
+}
+codename_pack "$T_TMP/packs/codename.yaml" '[CODENAME]'
+policy_with "$T_TMP/packs/codename.yaml"
 export SLUICE_EXTRACT=$BUILD/sluice-extract
 probe=$T_TMP/next-to-source.probe
 export SLUICE_TEST_PROBE=$probe
 fs_mount || { not_ok "sluicefs mounted with the probe"; t_done; }
 unset SLUICE_TEST_PROBE
 check_probe "sluicefs: create a file next to SOURCE (Landlock)" "$FS_LOG" create-outside \
+    "refused Permission denied"
+check_probe "sluicefs: read /etc/shadow (Landlock)" "$FS_LOG" read-outside \
     "refused Permission denied"
 check_probe "sluicefs: open an IPv4 socket (seccomp allowlist)" "$FS_LOG" socket-inet \
     "refused Operation not permitted"
@@ -60,8 +84,33 @@ check_eq "sluicefs confined: text served masked" "ssn [REDACTED:us-ssn] in a tex
 check_contains "sluicefs confined: a document served as masked text" \
     "$(cat "$FS_MNT/memo.docx.txt" 2>&1)" "Employee SSN [REDACTED:us-ssn]"
 kill -HUP "$FS_PID"
-for ((i = 0; i < 50; i++)); do grep -q 'msg="policy reloaded"' "$FS_LOG" && break; sleep 0.1; done
-check_contains "sluicefs confined: SIGHUP reloads the policy" "$(cat "$FS_LOG")" 'msg="policy reloaded"'
+check "sluicefs confined: SIGHUP reloads the policy" wait_count 'msg="policy reloaded"' 1
+check_eq "sluicefs confined: the second pack masks" "Project [CODENAME], ssn [REDACTED:us-ssn]" \
+    "$(cat "$FS_MNT/codename.txt")"
+# A reload reads what the confinement set at mount allows: an edited pack
+# (a new file) in a directory allowed then is read...
+codename_pack "$T_TMP/packs/codename.yaml" '[PROJECT]'
+kill -HUP "$FS_PID"
+check "sluicefs confined: a reload after editing a pack" wait_count 'msg="policy reloaded"' 2
+check_eq "sluicefs confined: the edited pack in force" "Project [PROJECT], ssn [REDACTED:us-ssn]" \
+    "$(cat "$FS_MNT/codename.txt")"
+# ...a pack anywhere else is refused by name, and the policy in force stays.
+outside=$T_TMP/elsewhere/codename.yaml
+codename_pack "$outside" '[ELSEWHERE]'
+policy_with "$outside"
+kill -HUP "$FS_PID"
+check "sluicefs confined: a reload naming a pack outside is rejected" \
+    wait_count 'msg="policy reload rejected, previous policy stays in force"' 1
+check_contains "sluicefs confined: the rejection names the pack and why" "$(cat "$FS_LOG")" \
+    "error=\"$outside: lies outside the confinement set at mount"
+check_eq "sluicefs confined: the ledger records the rejection" "rejected|$outside" \
+    "$(fs_sql "select decision || '|' || substr(reason, 1, ${#outside}) from records
+               where event='policy-load' order by seq desc limit 1")"
+check "sluicefs confined: still serving" kill -0 "$FS_PID"
+check_eq "sluicefs confined: the previous policy still masks" \
+    "Project [PROJECT], ssn [REDACTED:us-ssn]" "$(cat "$FS_MNT/codename.txt")"
+check_eq "sluicefs confined: nothing more was reloaded" 2 "$(grep -c 'msg="policy reloaded"' "$FS_LOG")"
+policy_with "$T_TMP/packs/codename.yaml"
 fs_umount
 check_eq "sluicefs confined: the unmount is in the ledger" "unmounted|clean" \
     "$(fs_sql "select decision || '|' || reason from records where event='unmount' order by seq desc limit 1")"
@@ -95,10 +144,17 @@ else
 fi
 
 # no_sandbox (debugging only) really turns the filter off: the Seccomp line
-# above is the filter's doing.
+# above is the filter's doing, and the refused reload the confinement's:
+# unconfined, the same reload reads the pack outside.
 : >"$FS_LOG"
 fs_mount -o no_sandbox || { not_ok "sluicefs mounted with no_sandbox"; t_done; }
 check_eq "sluicefs no_sandbox: no seccomp filter" "0" "$(awk '/^Seccomp:/{print $2}' /proc/$FS_PID/status)"
+policy_with "$outside"
+kill -HUP "$FS_PID"
+check "sluicefs no_sandbox: a reload naming the pack outside is applied" \
+    wait_count 'msg="policy reloaded"' 1
+check_eq "sluicefs no_sandbox: the pack outside masks" "Project [ELSEWHERE], ssn [REDACTED:us-ssn]" \
+    "$(cat "$FS_MNT/codename.txt")"
 fs_umount
 
 # ---- sluice-diode send and recv ------------------------------------------------------------
