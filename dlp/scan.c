@@ -36,6 +36,12 @@
 #include <strings.h>
 
 #define ROUND_MAX (16u << 20)  /* bytes scanned per round at most */
+/* A whole input in memory is scanned in rounds of this much first: each
+ * round's bytes are read by Vectorscan, the digit scan, PCRE2 and the copy
+ * out in turn, and stay in the processor's cache between them at this size
+ * (16 MiB rounds read them from memory four times). A round that cannot cut
+ * is widened, up to ROUND_MAX. */
+#define ROUND_WHOLE (1u << 20)
 #define ROUND_MIN (256u << 10) /* buffer at least this much past the hold */
 #define MAX_BUFFER (64u << 20) /* a finding chain longer than this fails closed */
 #define DFA_ALTS 64            /* shorter matches tried at one start */
@@ -80,6 +86,7 @@ struct dlp_stream {
     uint64_t hs_start; /* input offset of the first byte Vectorscan saw this round */
 
     size_t round_min;
+    size_t round_max; /* the widest round so far: ROUND_WHOLE..ROUND_MAX */
     int borrowed; /* buf is the caller's: never written, moved or freed */
     uint64_t *counts;
     dlp_rule_hits *hits;
@@ -810,8 +817,8 @@ static int pump(dlp_stream *s, int final)
         if (!final && pending < s->round_min + p->hold)
             return 0;
         int last = final;
-        if (pending > ROUND_MAX + p->hold) {
-            L = s->from + ROUND_MAX + p->hold;
+        if (pending > s->round_max + p->hold) {
+            L = s->from + s->round_max + p->hold;
             last = 0;
         }
         int progress;
@@ -825,7 +832,11 @@ static int pump(dlp_stream *s, int final)
                 return fail(s, -E2BIG, "overlapping findings span more than %u MiB", MAX_BUFFER >> 20);
             if (L == s->base + s->len)
                 return 0; /* wait for more input */
-            /* a round cut short by ROUND_MAX made no progress: widen it */
+            /* a round cut short made no progress: widen it, up to ROUND_MAX */
+            if (s->round_max < ROUND_MAX) {
+                s->round_max = s->round_max * 2 < ROUND_MAX ? s->round_max * 2 : ROUND_MAX;
+                continue;
+            }
             return fail(s, -E2BIG, "overlapping findings span more than a scan round");
         }
     }
@@ -842,6 +853,7 @@ int dlp_stream_new(const dlp_policy *p, dlp_out_fn out, dlp_finding_fn on_findin
     s->on_finding = on_finding;
     s->ctx = ctx;
     s->round_min = ROUND_MIN;
+    s->round_max = ROUND_MAX;
     s->counts = calloc(p->nrules + 1, sizeof *s->counts);
     s->hits = calloc(p->nrules + 1, sizeof *s->hits);
     s->open = calloc(p->nrules + 1, sizeof *s->open);
@@ -904,9 +916,15 @@ int dlp_stream_scan_whole(dlp_stream *s, const uint8_t *buf, size_t len)
     if (len == 0)
         return 0;
     s->borrowed = 1;
+    s->round_max = ROUND_WHOLE;
     s->buf = (uint8_t *)buf; /* read only: see `borrowed` */
     s->len = s->cap = len;
     return pump(s, 1);
+}
+
+int dlp_stream_scan_buffer(dlp_stream *s, const void *buf, size_t len)
+{
+    return dlp_stream_scan_whole(s, buf, len);
 }
 
 int dlp_stream_reserve(dlp_stream *s, size_t out_bytes)

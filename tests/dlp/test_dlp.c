@@ -538,6 +538,45 @@ static void test_types(void **state)
     dlp_policy_free(p);
 }
 
+/* libmagic's text tests (its magic database's text set) are what tell an
+ * armoured PGP message, an e-mail or a web page from plain text. They are
+ * also most of what classifying a small text file costs, and some libmagic
+ * flags would skip them (MAGIC_NO_CHECK_SOFT, MAGIC_NO_CHECK_ENCODING: all
+ * three come out text/plain, and PGP armour would then be served as text).
+ * This pins that they are consulted. */
+static void test_types_text_magic(void **state)
+{
+    (void)state;
+    write_file("pt.yaml",
+               "policy: pt\nversion: 1\npacks: [t.yaml]\n"
+               "types:\n  allow: ['text/*']\n  deny: ['application/pgp-*']\nkey-file: key\n",
+               0644);
+    dlp_policy *p = load("pt.yaml");
+    static const struct {
+        const char *text, *mime;
+        int allowed;
+    } cases[] = {
+        {"-----BEGIN PGP MESSAGE-----\n\nhQEMA1234567890abcdefghijklmnop\n=abcd\n"
+         "-----END PGP MESSAGE-----\n",
+         "application/pgp-encrypted", 0},
+        {"<!DOCTYPE html>\n<html><body><p>hello</p></body></html>\n", "text/html", 1},
+        {"From: a@example.com\nTo: b@example.com\nSubject: x\nMessage-ID: <1@example.com>\n"
+         "Date: Mon, 1 Jan 2024 00:00:00 +0000\n\nbody\n",
+         "message/rfc822", 0},
+        {"just a line of plain text, nothing more\n", "text/plain", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dlp_type t;
+        assert_int_equal(dlp_classify(p, cases[i].text, strlen(cases[i].text), &t), 0);
+        if (strcmp(t.mime, cases[i].mime) != 0 || t.allowed != cases[i].allowed) {
+            print_error("case %zu: got %s allowed=%d, want %s allowed=%d\n", i, t.mime,
+                        t.allowed, cases[i].mime, cases[i].allowed);
+            fail();
+        }
+    }
+    dlp_policy_free(p);
+}
+
 static void test_catastrophic_backtracking_denies(void **state)
 {
     (void)state;
@@ -853,6 +892,39 @@ static void test_digits_oracle(void **state)
     free(text);
 }
 
+/* A whole buffer is scanned in rounds of 1 MiB first; a chain of
+ * overlapping matches longer than that (every 19-digit window of a run of
+ * ones is a match Luhn rejects, and each overlaps the next) leaves a round
+ * no cut point: the round is widened, not refused. */
+static void test_whole_round_widens(void **state)
+{
+    (void)state;
+    write_file("lw.yaml",
+               "pack: lw\nversion: 1\nrules:\n  - id: c19\n    pattern: '[0-9]{19}'\n"
+               "    validator: luhn\n    action: {type: replace, label: '[C]'}\n",
+               0644);
+    char path[256];
+    snprintf(path, sizeof path, "%s/lw.yaml", dir);
+    dlp_policy *p;
+    dlp_error err;
+    assert_int_equal(dlp_pack_load(path, &p, &err), 0);
+    const size_t len = (3u << 20) + 100;
+    char *in = malloc(len + 1);
+    memset(in, '1', len);
+    in[len - 1] = '\n';
+    in[len] = '\0';
+    dlp_result r;
+    int rc = dlp_sanitize(p, in, len, &r);
+    if (rc)
+        print_error("sanitize: %s\n", r.reason);
+    assert_int_equal(rc, 0);
+    assert_int_equal(r.len, len); /* nothing to mask: the same bytes */
+    assert_memory_equal(r.data, in, len);
+    dlp_result_free(&r);
+    free(in);
+    dlp_policy_free(p);
+}
+
 static void test_digits_prefilter(void **state)
 {
     (void)state;
@@ -1055,6 +1127,7 @@ int main(void)
         cmocka_unit_test(test_utf16),
         cmocka_unit_test(test_invalid_utf8_does_not_hide),
         cmocka_unit_test(test_types),
+        cmocka_unit_test(test_types_text_magic),
         cmocka_unit_test(test_catastrophic_backtracking_denies),
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_config_errors),
@@ -1063,6 +1136,7 @@ int main(void)
         cmocka_unit_test(test_rule_prefilter),
         cmocka_unit_test(test_digits_prefilter),
         cmocka_unit_test(test_digits_oracle),
+        cmocka_unit_test(test_whole_round_widens),
         cmocka_unit_test(test_review_patterns),
     };
     return cmocka_run_group_tests_name("dlp", tests, setup, teardown);

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# tests/dlp/t_scan_mapped.sh — `sluice scan FILE` maps a regular file and
+# scans it in place; standard input is streamed in reads. Both must give the
+# same bytes, the same findings and the same exit code, and a mapped file the
+# checks refuse (NUL bytes in text, larger than the policy's limit) prints
+# nothing at all.
+source "$(dirname "$0")/../lib.sh"
+install -m 0600 "$ROOT/tests/rules/test.key" "$T_TMP/hash.key"
+export SLUICE_KEY_FILE=$T_TMP/hash.key
+POLICY=$ROOT/rules/default-policy.yaml
+/usr/bin/python3 "$ROOT/tests/bench/gencorpus.py" 5 "$T_TMP/c.txt" >/dev/null || { not_ok "corpus generated"; t_done; }
+planted=$(awk '$1 == "planted" {print $2}' "$T_TMP/c.txt.count")
+
+"$SLUICE" scan --policy "$POLICY" --report="$T_TMP/map.jsonl" "$T_TMP/c.txt" >"$T_TMP/map.out" 2>"$T_TMP/map.err"
+rc_map=$?
+"$SLUICE" scan --policy "$POLICY" --report="$T_TMP/str.jsonl" - <"$T_TMP/c.txt" >"$T_TMP/str.out" 2>"$T_TMP/str.err"
+rc_str=$?
+check_eq "mapped file: exit 1 (findings)" 1 "$rc_map"
+check_eq "same exit code mapped and streamed" "$rc_str" "$rc_map"
+check "same view mapped and streamed" cmp -s "$T_TMP/map.out" "$T_TMP/str.out"
+sed 's/"file":"[^"]*"//' "$T_TMP/map.jsonl" >"$T_TMP/map.f"
+sed 's/"file":"[^"]*"//' "$T_TMP/str.jsonl" >"$T_TMP/str.f"
+check "same findings (rule, offset, length) mapped and streamed" cmp -s "$T_TMP/map.f" "$T_TMP/str.f"
+check_eq "every planted finding reported" "$planted" "$(wc -l <"$T_TMP/map.jsonl")"
+check "the view is shorter or longer, never the input" bash -c "! cmp -s '$T_TMP/c.txt' '$T_TMP/map.out'"
+
+# a NUL byte far past the first MiB libmagic looks at: denied, nothing printed
+{ head -c 3000000 "$T_TMP/c.txt"; printf 'x\0y\n'; tail -c 1000000 "$T_TMP/c.txt"; } >"$T_TMP/nul.txt"
+"$SLUICE" scan --policy "$POLICY" "$T_TMP/nul.txt" >"$T_TMP/nul.out" 2>"$T_TMP/nul.err"
+rc=$? out=$(wc -c <"$T_TMP/nul.out")
+check_eq "NUL inside text: exit 2" 2 "$rc"
+check_eq "NUL inside text: nothing printed" 0 "$out"
+check_contains "NUL inside text: says why" "$(cat "$T_TMP/nul.err")" "NUL bytes"
+
+# larger than the policy's limit: denied before anything is printed
+cat >"$T_TMP/small-limit.yaml" <<POL
+policy: small-limit
+version: 1
+packs: [$ROOT/rules/pii.yaml, $ROOT/rules/secrets.yaml]
+types:
+  allow: ['text/*']
+key-file: $T_TMP/hash.key
+limits:
+  max-file-size: 2M
+POL
+"$SLUICE" scan --policy "$T_TMP/small-limit.yaml" "$T_TMP/c.txt" >"$T_TMP/big.out" 2>"$T_TMP/big.err"
+rc=$? out=$(wc -c <"$T_TMP/big.out")
+check_eq "over the size limit: exit 2" 2 "$rc"
+check_eq "over the size limit: nothing printed" 0 "$out"
+check_contains "over the size limit: says why" "$(cat "$T_TMP/big.err")" "larger than the policy's limit"
+
+# a small file (one read) and an empty one still go through
+head -c 100000 "$T_TMP/c.txt" >"$T_TMP/small.txt"
+"$SLUICE" scan --policy "$POLICY" "$T_TMP/small.txt" >"$T_TMP/small.out" 2>/dev/null
+"$SLUICE" scan --policy "$POLICY" - <"$T_TMP/small.txt" >"$T_TMP/small2.out" 2>/dev/null
+check "small file: same view as streamed" cmp -s "$T_TMP/small.out" "$T_TMP/small2.out"
+: >"$T_TMP/empty.txt"
+check_eq "empty file: empty view" "" "$("$SLUICE" scan --policy "$POLICY" "$T_TMP/empty.txt")"
+t_done
