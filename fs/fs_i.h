@@ -114,10 +114,10 @@ typedef struct fs_sandbox_path {
  * Landlock ABI (0: none). 0, -EOPNOTSUPP (no Landlock: seccomp only), or
  * -errno. */
 int fs_sandbox_apply_user(const fs_sandbox_path *paths, size_t n, const char *user, int *abi);
-/* 1 when the confinement lets this process read `path` (always, before it
- * or without Landlock; also when nothing is there, which opening reports
- * as ENOENT whatever the confinement), else 0. Follows symlinks as opening
- * would. */
+/* 0 when the confinement does not let this process read `path`, else 1
+ * (always before it or without Landlock; also when `path` cannot be
+ * resolved, which opening it reports whatever the confinement). Follows
+ * symlinks as opening would. */
 int fs_sandbox_readable(const char *path);
 /* Switch to `user` and its group for good (no way back). 0 or -errno. */
 int fs_sandbox_drop_user(const char *user);

@@ -301,8 +301,10 @@ int fs_sandbox_readable(const char *path)
     if (!reads_confined)
         return 1;
     char real[PATH_MAX];
+    /* Not there, or not reachable by this user: not the confinement's doing
+     * (Landlock does not restrict path lookup); opening it says what is. */
     if (!realpath(path, real))
-        return errno == ENOENT; /* nothing there to refuse: opening it fails ENOENT either way */
+        return 1;
     for (size_t i = 0; i < n_read_roots; i++) {
         const char *r = read_roots[i].path;
         const size_t l = strlen(r);

@@ -18,6 +18,7 @@ data = open(sys.argv[1], "rb").read()
 open(sys.argv[2], "wb").write(data)
 open(sys.argv[2] + ".pid", "w").write(str(os.getpid()))
 open(sys.argv[2] + ".exe", "w").write(os.path.realpath("/proc/self/exe"))
+open(sys.argv[2] + ".cgroup", "w").write(open("/proc/self/cgroup").read())
 PY
 reader_pid=$(cat "$T_TMP/read.out.pid")
 row=$(fs_sql "select pid, uid, gid, process, exe, session, path, source_sha256, served_sha256, size_served, mime, policy_hash, hits, decision, request_id, cgroup is not null from records where event='open-served' and path='a.txt'")
@@ -28,6 +29,9 @@ check_eq "row: reader uid/gid" "$(id -u)/$(id -g)" "$uid/$gid"
 check_eq "row: process name" "python3" "$proc"
 check_eq "row: executable" "$(cat "$T_TMP/read.out.exe")" "$exe"
 check_eq "row: cgroup recorded" 1 "$hascg"
+# read for the confined daemon by its unmount helper, as exe and process are
+check_eq "row: the reader's cgroup" "$(sed -n 's/^0:://p' "$T_TMP/read.out.cgroup")" \
+    "$(fs_sql "select cgroup from records where event='open-served' and path='a.txt'")"
 check_eq "row: session label" "audit-42" "$session"
 check_eq "row: source SHA-256 is the source file's" "$(sha "$FS_SRC/a.txt")" "$ssha"
 check_eq "row: served SHA-256 is what the reader got" "$(sha "$T_TMP/read.out")" "$vsha"
