@@ -1377,6 +1377,15 @@ int main(int argc, char **argv)
         sluice_err("no policy: give -o policy=FILE or set SLUICE_POLICY");
         return fs_exit(&args, 2);
     }
+    /* Read again after fuse_daemonize() has moved to "/" (to confine the
+     * daemon, on every SIGHUP): named from where it was given. */
+    if (g.o.policy[0] != '/') {
+        char cwd[PATH_MAX], *abs = NULL;
+        if (getcwd(cwd, sizeof cwd) && asprintf(&abs, "%s/%s", cwd, g.o.policy) > 0) {
+            free(g.o.policy);
+            g.o.policy = abs;
+        }
+    }
     if (!g.o.ledger || !g.o.ledger_key) {
         sluice_err("no ledger: give -o ledger=FILE,ledger_key=FILE (every access is recorded)");
         return fs_exit(&args, 2);

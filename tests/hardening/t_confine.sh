@@ -157,6 +157,29 @@ check_eq "sluicefs no_sandbox: the pack outside masks" "Project [ELSEWHERE], ssn
     "$(cat "$FS_MNT/codename.txt")"
 fs_umount
 
+# In the background (libfuse's daemonize moves to "/"), a policy named
+# relative to where sluicefs was started is still the one it confines itself
+# to and reloads.
+policy_with "$T_TMP/packs/codename.yaml"
+(cd "$T_TMP/etc" && "$SLUICEFS" -o "policy=policy.yaml,ledger=$FS_DB,ledger_key=$FS_KEY,session=bg" \
+    "$FS_SRC" "$FS_MNT")
+check_eq "sluicefs in the background, relative policy: started" 0 $?
+for ((i = 0; i < 100; i++)); do fs_is_mounted && stat "$FS_MNT/." >/dev/null 2>&1 && break; sleep 0.1; done
+FS_PID=$(fs_sql "select pid from records where event='mount' order by seq desc limit 1")
+check_eq "sluicefs in the background, relative policy: serves" \
+    "Project [PROJECT], ssn [REDACTED:us-ssn]" "$(cat "$FS_MNT/codename.txt")"
+check_eq "sluicefs in the background: confined" 2 "$(awk '/^Seccomp:/{print $2}' /proc/$FS_PID/status)"
+codename_pack "$T_TMP/packs/codename.yaml" '[BACKGROUND]'
+kill -HUP "$FS_PID"
+for ((i = 0; i < 100; i++)); do
+    [ "$(fs_sql "select count(*) from records where reason='SIGHUP reload' and pid=$FS_PID")" = 1 ] && break
+    sleep 0.1
+done
+check_eq "sluicefs in the background, relative policy: a reload reads it again" \
+    "Project [BACKGROUND], ssn [REDACTED:us-ssn]" "$(cat "$FS_MNT/codename.txt")"
+fs_umount
+check_fails "sluicefs in the background: unmounted" fs_is_mounted
+
 # ---- sluice-diode send and recv ------------------------------------------------------------
 # The probe ends with a reversal of the channel's direction, which the filter
 # answers by killing the process (SIGSYS: exit status 128 + 31).
