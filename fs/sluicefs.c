@@ -1377,18 +1377,21 @@ int main(int argc, char **argv)
         sluice_err("no policy: give -o policy=FILE or set SLUICE_POLICY");
         return fs_exit(&args, 2);
     }
-    /* Read again after fuse_daemonize() has moved to "/" (to confine the
-     * daemon, on every SIGHUP): named from where it was given. */
-    if (g.o.policy[0] != '/') {
-        char cwd[PATH_MAX], *abs = NULL;
-        if (getcwd(cwd, sizeof cwd) && asprintf(&abs, "%s/%s", cwd, g.o.policy) > 0) {
-            free(g.o.policy);
-            g.o.policy = abs;
-        }
-    }
     if (!g.o.ledger || !g.o.ledger_key) {
         sluice_err("no ledger: give -o ledger=FILE,ledger_key=FILE (every access is recorded)");
         return fs_exit(&args, 2);
+    }
+    /* Opened or read again after fuse_daemonize() has moved to "/" (the
+     * ledger, the confinement's rules, every SIGHUP reload): named from
+     * where they were given. */
+    char **const rel[] = {&g.o.policy, &g.o.ledger, &g.o.ledger_key, &g.o.spill_dir};
+    for (size_t i = 0; i < SLUICE_ARRAY_LEN(rel); i++) {
+        char cwd[PATH_MAX], *abs = NULL;
+        if (*rel[i] && (*rel[i])[0] != '/' && getcwd(cwd, sizeof cwd) &&
+            asprintf(&abs, "%s/%s", cwd, *rel[i]) > 0) {
+            free(*rel[i]);
+            *rel[i] = abs;
+        }
     }
     uint64_t cache_cap = FS_DEFAULT_CACHE;
     if (g.o.cache_size && parse_size(g.o.cache_size, &cache_cap) < 0) {
