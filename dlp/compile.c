@@ -522,6 +522,8 @@ int dlp_compile(struct dlp_policy *p, dlp_error *err)
                     *need = r->digits_groups;
             }
         }
+    p->digits_short = p->digits_groups_needed[0][1] == UINT_MAX &&
+                      p->digits_groups_needed[0][2] == UINT_MAX && p->digits_groups_needed[0][3] == UINT_MAX;
     /* Enough that a match starting before the cut is final, and that a
      * context window first seen in a round starts after the last cut. */
     p->hold = (size_t)max_window + max_ctx + max_word;

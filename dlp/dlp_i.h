@@ -109,6 +109,7 @@ struct dlp_policy {
      * separators (a letter, then a separator, then the token); [2]: all (a
      * letter right before the token). */
     unsigned digits_groups_needed[3][DLP_DIGITS_MAX_MIN + 1];
+    int digits_short; /* no claim takes a token of 3 digits or fewer without a letter before it */
     uint8_t digit_sep[256];  /* the union of their separators */
     uint8_t digit_sep_list[256]; /* the same, as a list */
     size_t ndigit_seps;

@@ -337,6 +337,18 @@ static int digit_scan(dlp_stream *s, uint64_t start, uint64_t L)
             Dp = D;
             Sp = S;
             Up = U;
+            if (p->digits_short) {
+                /* Tokens of at most 3 bytes (so 3 digits) with no letter
+                 * before them, wholly in this word: no claim takes them
+                 * (digits_short), so drop their first and last bits alike.
+                 * The earliest last bit at or after a first is its token's. */
+                const uint64_t sh = first & ~(Um1 | LS1) & (lastb | lastb >> 1 | lastb >> 2) & (~0ull >> 2);
+                const uint64_t e0 = sh & lastb, s1 = sh & ~lastb;
+                const uint64_t e1 = (s1 << 1) & lastb, s2 = s1 & ~(lastb >> 1);
+                const uint64_t e2 = (s2 << 2) & lastb;
+                first &= ~sh;
+                lastb &= ~(e0 | e1 | e2);
+            }
             const size_t base = 64 * (k0 + j);
             if (open) {
                 if (!lastb) { /* the whole word is inside the open token */
