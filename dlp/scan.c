@@ -201,7 +201,6 @@ static int on_hit(unsigned int id, unsigned long long from, unsigned long long t
  * and population counts: most of a document's bytes are not digits, and
  * most of its tokens are short numbers no claim takes, rejected with one
  * table lookup and no branch on the text. */
-static inline int is_digit(uint8_t c) { return (unsigned)(c - '0') < 10; }
 static inline int is_upper(uint8_t c) { return (unsigned)(c - 'A') < 26; }
 
 /* A `lead` rule's match starts with digits_lead letters A-Z, then at most
