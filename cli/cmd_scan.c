@@ -37,9 +37,13 @@ static const char *volatile mapped_name;
 
 static void on_sigbus(int sig)
 {
-    (void)sig;
     static const char a[] = "sluice: ", b[] = ": could not check: the file changed while it was read\n";
-    const char *n = mapped_name ? mapped_name : "(file)";
+    const char *n = mapped_name;
+    if (!n) { /* not a mapped file's fault: die of it as usual */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
     ssize_t r = write(STDERR_FILENO, a, sizeof a - 1);
     r = write(STDERR_FILENO, n, strlen(n));
     r = write(STDERR_FILENO, b, sizeof b - 1);
