@@ -1023,6 +1023,86 @@ out:
     return 0;
 }
 
+/* ---- the files a policy reads ------------------------------------------------------ */
+
+static int files_add(char ***v, size_t *n, const char *dir, const char *name)
+{
+    char full[PATH_MAX];
+    if (path_join(full, sizeof full, dir, name))
+        return -ENAMETOOLONG;
+    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
+    if (!nv)
+        return -ENOMEM;
+    *v = nv;
+    if (!(nv[*n] = strdup(full)))
+        return -ENOMEM;
+    (*n)++;
+    return 0;
+}
+
+static int files_key(ycx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    (void)c;
+    (void)k;
+    policy_parse *pp = arg;
+    if (!strcmp(key, "packs"))
+        pp->packs = v;
+    else if (!strcmp(key, "key-file"))
+        pp->keyfile = v;
+    return 0;
+}
+
+int dlp_policy_files_list(const char *path, dlp_policy_files *out, dlp_error *err)
+{
+    memset(out, 0, sizeof *out);
+    uint8_t *buf;
+    size_t len;
+    int rc = read_config(path, err, &buf, &len);
+    if (rc)
+        return rc;
+    ycx c = {.file = path, .err = err};
+    rc = load_doc(&c, buf, len);
+    free(buf);
+    if (rc)
+        return rc;
+    policy_parse pp = {0};
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(pp.dir, sizeof pp.dir, "%s", dirname(tmp)); /* as dlp_config_load() */
+    rc = ymap(&c, yaml_document_get_root_node(&c.doc), "policy", NULL, files_key, &pp);
+    if (!rc)
+        rc = files_add(&out->files, &out->nfiles, ".", path);
+    char **packs = NULL;
+    size_t npacks = 0;
+    if (!rc && pp.packs)
+        rc = ystrlist(&c, pp.packs, "packs", &packs, &npacks);
+    for (size_t i = 0; !rc && i < npacks; i++)
+        rc = files_add(&out->files, &out->nfiles, pp.dir, packs[i]);
+    strlist_free(packs, npacks);
+    /* the key file as load_key() picks it */
+    const char *env = getenv("SLUICE_KEY_FILE");
+    const char *kf = NULL;
+    char **kv = NULL;
+    size_t kn = 0;
+    if (!rc && env && *env)
+        rc = files_add(&kv, &kn, ".", env);
+    else if (!rc && pp.keyfile && !(rc = yscalar(&c, pp.keyfile, "key-file", &kf)))
+        rc = files_add(&kv, &kn, pp.dir, kf);
+    out->key = kn ? kv[0] : NULL;
+    free(kv);
+    yaml_document_delete(&c.doc);
+    if (rc)
+        dlp_policy_files_free(out);
+    return rc == -ENAMETOOLONG ? set_err(err, path, 0, 0, "a path it names is too long") : rc;
+}
+
+void dlp_policy_files_free(dlp_policy_files *f)
+{
+    strlist_free(f->files, f->nfiles);
+    free(f->key);
+    memset(f, 0, sizeof *f);
+}
+
 void dlp_error_format(const dlp_error *e, char *out, size_t outlen)
 {
     if (e->line > 0)

@@ -43,6 +43,22 @@ int dlp_pack_load(const char *pack_path, dlp_policy **out, dlp_error *err);
 
 void dlp_policy_free(dlp_policy *p);
 
+/* The files dlp_policy_load() would read for the policy at `policy_path`:
+ * the policy itself, each pack it names, and the key file ($SLUICE_KEY_FILE,
+ * else the policy's key-file; NULL when neither), each resolved as the
+ * loader resolves it. Only the policy file is read, and only its `packs`
+ * and `key-file` are looked at: a confined reader (sluicefs) learns what it
+ * must be allowed to read, or which file of a new policy lies outside what
+ * it may. 0, -EINVAL with *err for a file that is not a YAML mapping, or
+ * another negative errno. */
+typedef struct dlp_policy_files {
+    char **files; /* the policy, then its packs */
+    size_t nfiles;
+    char *key; /* or NULL */
+} dlp_policy_files;
+int dlp_policy_files_list(const char *policy_path, dlp_policy_files *out, dlp_error *err);
+void dlp_policy_files_free(dlp_policy_files *f);
+
 /* SHA-256 (hex) over the policy file and every pack it loaded, in order.
  * Views, ledger records and caches are keyed by it. */
 const char *dlp_policy_hash(const dlp_policy *p);

@@ -122,19 +122,9 @@ int fs_sandbox_readable(const char *path);
 /* Switch to `user` and its group for good (no way back). 0 or -errno. */
 int fs_sandbox_drop_user(const char *user);
 
-/* The files a policy makes the engine read, named as the engine resolves
- * them: files[0] the policy itself, then its packs; key the hash key file
- * ($SLUICE_KEY_FILE or the policy's key-file; NULL: none). Names only, the
- * files are not opened. 0 or -errno (-EINVAL: not YAML). */
-typedef struct fs_policy_files {
-    char **files;
-    size_t nfiles;
-    char *key;
-} fs_policy_files;
-int fs_policy_files_read(const char *policy, fs_policy_files *out);
-void fs_policy_files_free(fs_policy_files *f);
-/* The first of them the confinement does not let this process read, or NULL. */
-const char *fs_policy_files_outside(const fs_policy_files *f);
+/* The first of the files a policy reads (dlp_policy_files_list) that the
+ * confinement does not let this process read, or NULL. */
+const char *fs_policy_files_outside(const dlp_policy_files *f);
 
 /* ---- view.c --------------------------------------------------------------- */
 

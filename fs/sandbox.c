@@ -62,7 +62,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <yaml.h>
 
 /* <linux/fuse.h>'s FUSE_DEV_IOC_CLONE (that header clashes with libfuse's). */
 #define FUSE_DEV_IOC_CLONE_NR _IOR(229, 0, uint32_t)
@@ -608,117 +607,12 @@ static void probe_run(const char *phase, const char *path)
     probe_log(phase, "exec-other", e);
 }
 
-/* ---- the files a policy makes the engine read ---------------------------------
- * Resolved as dlp/config.c resolves them: packs relative to the policy's
- * directory unless absolute; the key file from $SLUICE_KEY_FILE, else the
- * policy's key-file (relative likewise). Only the names are read here; the
- * engine reads and checks the files. This list decides what the confinement
- * allows and which reloads are refused up front; it enforces nothing: a
- * file it missed is refused by Landlock when the engine opens it, and the
- * reload fails closed all the same, only with a vaguer message. */
-static int path_join(char *out, size_t outlen, const char *dir, const char *name)
-{
-    const int k = name[0] == '/' ? snprintf(out, outlen, "%s", name)
-                                 : snprintf(out, outlen, "%s/%s", dir, name);
-    return k < 0 || (size_t)k >= outlen ? -ENAMETOOLONG : 0;
-}
-
-static int files_add(char ***v, size_t *n, const char *dir, const char *name)
-{
-    char full[PATH_MAX];
-    int r = path_join(full, sizeof full, dir, name);
-    if (r < 0)
-        return r;
-    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
-    if (!nv)
-        return -ENOMEM;
-    *v = nv;
-    if (!(nv[*n] = strdup(full)))
-        return -ENOMEM;
-    (*n)++;
-    return 0;
-}
-
-static int scalar_is(const yaml_node_t *n, const char *s)
-{
-    return n && n->type == YAML_SCALAR_NODE && strcmp((const char *)n->data.scalar.value, s) == 0;
-}
-
-int fs_policy_files_read(const char *policy, fs_policy_files *out)
-{
-    memset(out, 0, sizeof *out);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int r = file_read_all(policy, 16u << 20, &buf, &len);
-    if (r < 0)
-        return r;
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", policy);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-    yaml_parser_t ps;
-    yaml_document_t doc;
-    if (!yaml_parser_initialize(&ps)) {
-        free(buf);
-        return -ENOMEM;
-    }
-    yaml_parser_set_input_string(&ps, buf, len);
-    const int loaded = yaml_parser_load(&ps, &doc);
-    yaml_parser_delete(&ps);
-    free(buf);
-    if (!loaded)
-        return -EINVAL;
-    r = files_add(&out->files, &out->nfiles, ".", policy);
-    const yaml_node_t *root = yaml_document_get_root_node(&doc);
-    const char *keyfile = NULL;
-    if (root && root->type == YAML_MAPPING_NODE) {
-        for (yaml_node_pair_t *q = root->data.mapping.pairs.start;
-             q < root->data.mapping.pairs.top && r == 0; q++) {
-            const yaml_node_t *k = yaml_document_get_node(&doc, q->key);
-            const yaml_node_t *v = yaml_document_get_node(&doc, q->value);
-            if (scalar_is(k, "packs") && v && v->type == YAML_SEQUENCE_NODE) {
-                for (yaml_node_item_t *it = v->data.sequence.items.start;
-                     it < v->data.sequence.items.top && r == 0; it++) {
-                    const yaml_node_t *e = yaml_document_get_node(&doc, *it);
-                    if (e && e->type == YAML_SCALAR_NODE)
-                        r = files_add(&out->files, &out->nfiles, dir,
-                                      (const char *)e->data.scalar.value);
-                }
-            } else if (scalar_is(k, "key-file") && v && v->type == YAML_SCALAR_NODE) {
-                keyfile = (const char *)v->data.scalar.value;
-            }
-        }
-    }
-    const char *env = getenv("SLUICE_KEY_FILE");
-    char **kv = NULL;
-    size_t kn = 0;
-    if (r == 0 && env && *env)
-        r = files_add(&kv, &kn, ".", env);
-    else if (r == 0 && keyfile)
-        r = files_add(&kv, &kn, dir, keyfile);
-    out->key = kn ? kv[0] : NULL;
-    free(kv);
-    yaml_document_delete(&doc);
-    if (r < 0)
-        fs_policy_files_free(out);
-    return r;
-}
-
-void fs_policy_files_free(fs_policy_files *f)
-{
-    for (size_t i = 0; i < f->nfiles; i++)
-        free(f->files[i]);
-    free(f->files);
-    free(f->key);
-    memset(f, 0, sizeof *f);
-}
-
-const char *fs_policy_files_outside(const fs_policy_files *f)
+/* ---- the files a policy makes the engine read ------------------------------------
+ * dlp_policy_files_list() names them. This check decides which reloads are
+ * refused up front, by name; it enforces nothing: a file it missed is
+ * refused by Landlock when the engine opens it, and the reload fails closed
+ * all the same, only with a vaguer message. */
+const char *fs_policy_files_outside(const dlp_policy_files *f)
 {
     for (size_t i = 0; i < f->nfiles; i++)
         if (!fs_sandbox_readable(f->files[i]))

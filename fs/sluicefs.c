@@ -1073,8 +1073,9 @@ static int policy_load(const char *path, dlp_policy **out, char *why, size_t why
  * name before the engine reads anything. 0, or -EACCES with `why`. */
 static int policy_reload_confined(char *why, size_t whylen)
 {
-    fs_policy_files pf;
-    const int r = fs_policy_files_read(g.o.policy, &pf);
+    dlp_policy_files pf;
+    dlp_error e = {0};
+    const int r = dlp_policy_files_list(g.o.policy, &pf, &e);
     const char *outside = NULL;
     if (r == 0)
         outside = fs_policy_files_outside(&pf);
@@ -1085,7 +1086,7 @@ static int policy_reload_confined(char *why, size_t whylen)
         snprintf(why, whylen, "%s: lies outside the confinement set at mount: remount to use it",
                  outside);
     if (r == 0)
-        fs_policy_files_free(&pf);
+        dlp_policy_files_free(&pf);
     return outside ? -EACCES : 0;
 }
 
@@ -1284,11 +1285,17 @@ static void real_dir(const char *file, char *out, size_t n)
  * Nothing else: no /etc/shadow, no neighbour of SOURCE. */
 static int confine(void)
 {
-    fs_policy_files pf;
-    int r = fs_policy_files_read(g.o.policy, &pf);
+    dlp_policy_files pf;
+    dlp_error e = {0};
+    int r = dlp_policy_files_list(g.o.policy, &pf, &e);
     if (r < 0) {
+        char why[1200];
+        if (e.msg[0])
+            dlp_error_format(&e, why, sizeof why);
+        else
+            snprintf(why, sizeof why, "%s", strerror(-r));
         log_error("msg=\"cannot confine the daemon, unmounting\" policy=\"%s\" err=\"%s\"", g.o.policy,
-                  strerror(-r));
+                  why);
         return r;
     }
     const size_t max = 6 + pf.nfiles;
@@ -1297,7 +1304,7 @@ static int confine(void)
     if (!paths || !dirs) {
         free(paths);
         free(dirs);
-        fs_policy_files_free(&pf);
+        dlp_policy_files_free(&pf);
         log_error("msg=\"cannot confine the daemon, unmounting\" err=\"out of memory\"");
         return -ENOMEM;
     }
@@ -1333,7 +1340,7 @@ static int confine(void)
     }
     free(paths);
     free(dirs);
-    fs_policy_files_free(&pf);
+    dlp_policy_files_free(&pf);
     return r;
 }
 
