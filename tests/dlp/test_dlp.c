@@ -1111,10 +1111,64 @@ static void test_compile_cache(void **state)
     free(fourth);
 }
 
+/* dlp_policy_files_list() names what dlp_policy_load() reads: the policy,
+ * its packs resolved against the policy's directory (absolute ones as they
+ * are), the key file likewise, and SLUICE_KEY_FILE in its place when set. */
+static void test_policy_files_list(void **state)
+{
+    (void)state;
+    write_file("pf-pack.yaml", PACK, 0644);
+    write_file("pf-pack2.yaml", "pack: t2\nversion: 1\nrules:\n  - id: t2-word\n    pattern: 'zzqx'\n"
+                                "    action: replace\n", 0644);
+    write_file("pf-key", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n", 0600);
+    char abs_pack[300], text[1024], path[300], want[300];
+    snprintf(abs_pack, sizeof abs_pack, "%s/pf-pack2.yaml", dir);
+    snprintf(text, sizeof text,
+             "policy: pf\nversion: 1\npacks: [pf-pack.yaml, '%s']\ntypes: {allow: ['text/*']}\n"
+             "key-file: pf-key\n", abs_pack);
+    write_file("pf.yaml", text, 0644);
+    snprintf(path, sizeof path, "%s/pf.yaml", dir);
+    const char *env = getenv("SLUICE_KEY_FILE");
+    char *saved = env ? strdup(env) : NULL;
+    unsetenv("SLUICE_KEY_FILE");
+    dlp_policy_files f;
+    dlp_error err = {0};
+    assert_int_equal(dlp_policy_files_list(path, &f, &err), 0);
+    assert_int_equal(f.nfiles, 3);
+    assert_string_equal(f.files[0], path);
+    snprintf(want, sizeof want, "%s/pf-pack.yaml", dir);
+    assert_string_equal(f.files[1], want);
+    assert_string_equal(f.files[2], abs_pack);
+    snprintf(want, sizeof want, "%s/pf-key", dir);
+    assert_non_null(f.key);
+    assert_string_equal(f.key, want);
+    dlp_policy_files_free(&f);
+    /* the loader reads the same files: it loads */
+    dlp_policy_free(load("pf.yaml"));
+    setenv("SLUICE_KEY_FILE", "/elsewhere/k", 1);
+    assert_int_equal(dlp_policy_files_list(path, &f, &err), 0);
+    assert_string_equal(f.key, "/elsewhere/k");
+    dlp_policy_files_free(&f);
+    if (saved)
+        setenv("SLUICE_KEY_FILE", saved, 1);
+    else
+        unsetenv("SLUICE_KEY_FILE");
+    free(saved);
+    /* not YAML: an error naming the file and the line */
+    write_file("pf-bad.yaml", "policy: [unclosed\n", 0644);
+    snprintf(path, sizeof path, "%s/pf-bad.yaml", dir);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(dlp_policy_files_list(path, &f, &err), -EINVAL);
+    assert_true(err.line > 0);
+    assert_non_null(strstr(err.file, "pf-bad.yaml"));
+    assert_null(f.files);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_luhn_and_mask),
+        cmocka_unit_test(test_policy_files_list),
         cmocka_unit_test(test_iban),
         cmocka_unit_test(test_card_then_digits),
         cmocka_unit_test(test_bom_before_ascii_denied),
