@@ -81,14 +81,25 @@ ssize_t fs_source_head(int rootfd, const char *rel, void *buf, size_t len);
 /* An unconfined child that unmounts MOUNTPOINT when told to, or when the
  * daemon dies (its pipe closes). Start it before opening anything it must
  * not inherit. */
+struct fs_ident_waiter;
 typedef struct fs_unmount_helper {
     pid_t pid;
     int fd;
     pthread_mutex_t lock;
+    /* Questions of concurrent opens wait here and go to the helper
+     * together, one round trip for all (sandbox.c). */
+    pthread_cond_t cond;
+    struct fs_ident_waiter *qhead, *qtail;
+    int asking;   /* a thread is asking the helper (lock not held meanwhile) */
+    char *answer; /* the asker's receive buffer */
+    uint64_t questions, round_trips;
 } fs_unmount_helper;
 int fs_unmount_helper_start(const char *mountpoint, fs_unmount_helper *h);
 /* Who process `pid` is, for the ledger ("" where unknown), asked of the
- * helper (a confined daemon may read none of /proc/PID). */
+ * helper (a confined daemon may read none of /proc/PID) while the open
+ * that asks waits: read afresh for every question, never remembered (an
+ * exec, a new comm or cgroup, or a pid reused by another process shows at
+ * once). Concurrent questions share one round trip. */
 typedef struct fs_proc_ident {
     char exe[PATH_MAX];
     char comm[64];

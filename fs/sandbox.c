@@ -49,6 +49,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <seccomp.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -82,19 +83,28 @@
 #define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
 #endif
 
-/* The helper's requests: 'u' unmount now; 'i' + pid: who that process is
- * (a Landlock-confined daemon may not read other processes' /proc/PID/exe
- * links, which need ptrace-level access, nor with reads confined their comm
- * and cgroup). The answer: exe NUL comm NUL cgroup, each "" when unknown. */
+/* The helper's requests: 'u' unmount now; 'i' + n pids: who those
+ * processes are (a Landlock-confined daemon may not read other processes'
+ * /proc/PID/exe links, which need ptrace-level access, nor with reads
+ * confined their comm and cgroup). The answer, one message: for each pid in
+ * order exe NUL comm NUL cgroup NUL, each "" when unknown. Opens that ask at
+ * the same time share one question (fs_helper_identify), so a busy mount
+ * pays one round trip, and one wake-up of the helper, for several opens. */
+#define IDENT_BATCH 16
 struct helper_req {
     char op;
-    int32_t pid;
+    int32_t n;
+    int32_t pids[IDENT_BATCH];
 };
+#define HELPER_REQ_MIN offsetof(struct helper_req, pids)
 
 #define IDENT_EXE PATH_MAX
 #define IDENT_COMM 64
 #define IDENT_CGROUP 512
 #define IDENT_MAX (IDENT_EXE + IDENT_COMM + IDENT_CGROUP)
+/* The largest answer (about 75 KB) fits one SOCK_SEQPACKET message within
+ * the default socket buffer (net.core.wmem_default, 208 KiB). */
+#define IDENT_ANSWER (IDENT_BATCH * (IDENT_MAX + 3))
 
 /* Up to `max` bytes of a small /proc file; the count (0 when unreadable). */
 static size_t read_small(const char *path, char *out, size_t max)
@@ -127,14 +137,17 @@ static size_t ident_read(pid_t pid, char *out)
 
 static void helper_loop(int sock, const char *mountpoint)
 {
+    static char ans[IDENT_ANSWER];
     for (;;) {
         struct helper_req q;
         ssize_t n = recv(sock, &q, sizeof q, 0);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n == (ssize_t)sizeof q && q.op == 'i') {
-            static char ans[IDENT_MAX + 3];
-            const size_t k = ident_read((pid_t)q.pid, ans);
+        if (n >= (ssize_t)HELPER_REQ_MIN && q.op == 'i' && q.n >= 1 && q.n <= IDENT_BATCH &&
+            n == (ssize_t)(HELPER_REQ_MIN + (size_t)q.n * sizeof q.pids[0])) {
+            size_t k = 0;
+            for (int32_t i = 0; i < q.n; i++)
+                k += ident_read((pid_t)q.pids[i], ans + k);
             if (send(sock, ans, k, MSG_NOSIGNAL) < 0 && errno == EPIPE)
                 break;
             continue;
@@ -149,14 +162,27 @@ static void helper_loop(int sock, const char *mountpoint)
 
 int fs_unmount_helper_start(const char *mountpoint, fs_unmount_helper *h)
 {
+    memset(h, 0, sizeof *h);
+    h->fd = -1;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->cond, NULL);
+    h->answer = malloc(IDENT_ANSWER);
+    if (h->answer == NULL)
+        return -ENOMEM;
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return -errno;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        int e = -errno;
+        free(h->answer);
+        h->answer = NULL;
+        return e;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         int e = -errno;
         close(sv[0]);
         close(sv[1]);
+        free(h->answer);
+        h->answer = NULL;
         return e;
     }
     if (pid == 0) {
@@ -173,7 +199,6 @@ int fs_unmount_helper_start(const char *mountpoint, fs_unmount_helper *h)
     close(sv[1]);
     h->pid = pid;
     h->fd = sv[0];
-    pthread_mutex_init(&h->lock, NULL);
     return 0;
 }
 
@@ -190,32 +215,110 @@ static const char *ident_field(const char *p, const char *end, char *out, size_t
     return p < end ? p + 1 : end;
 }
 
-void fs_helper_identify(fs_unmount_helper *h, pid_t pid, fs_proc_ident *out)
+/* One answer (exe NUL comm NUL cgroup NUL) into out: where the next starts. */
+static const char *ident_parse(const char *p, const char *end, fs_proc_ident *out)
 {
-    char ans[IDENT_MAX + 3];
-    ssize_t n = -1;
-    if (h->pid > 0) {
-        const struct helper_req q = {.op = 'i', .pid = (int32_t)pid};
-        pthread_mutex_lock(&h->lock); /* one question at a time: answers come in order */
-        if (h->fd >= 0 && send(h->fd, &q, sizeof q, MSG_NOSIGNAL) == (ssize_t)sizeof q) {
-            do
-                n = recv(h->fd, ans, sizeof ans, 0);
-            while (n < 0 && errno == EINTR);
-        }
-        pthread_mutex_unlock(&h->lock);
-    } else {
-        n = (ssize_t)ident_read(pid, ans); /* no helper: this only works unconfined */
-    }
-    const char *p = ans, *end = ans + (n > 0 ? n : 0);
     p = ident_field(p, end, out->exe, sizeof out->exe);
     p = ident_field(p, end, out->comm, sizeof out->comm);
     out->comm[strcspn(out->comm, "\n")] = '\0';
     /* cgroup v2: one line "0::/path". */
     char cg[IDENT_CGROUP];
-    ident_field(p, end, cg, sizeof cg);
+    p = ident_field(p, end, cg, sizeof cg);
     const char *s = strstr(cg, "0::");
     snprintf(out->cgroup, sizeof out->cgroup, "%s", s ? s + 3 : cg);
     out->cgroup[strcspn(out->cgroup, "\n")] = '\0';
+    return p;
+}
+
+/* A question waiting for the helper (on the asking thread's stack),
+ * posted once: answered (done) or its turn to ask (the head of the queue). */
+struct fs_ident_waiter {
+    struct fs_ident_waiter *next;
+    pid_t pid;
+    fs_proc_ident *out;
+    int done;
+    sem_t wake;
+};
+
+/* The same shape as the ledger's group commit: whoever finds no question
+ * in flight asks for everything queued (up to IDENT_BATCH) in one message,
+ * fills in every waiter's answer, wakes each one alone (no herd on the
+ * lock) and hands the asking to the next in line. */
+void fs_helper_identify(fs_unmount_helper *h, pid_t pid, fs_proc_ident *out)
+{
+    if (h->pid <= 0) { /* no helper: this only works unconfined */
+        char ans[IDENT_MAX + 3];
+        const size_t n = ident_read(pid, ans);
+        ident_parse(ans, ans + n, out);
+        return;
+    }
+    struct fs_ident_waiter w = {.pid = pid, .out = out};
+    sem_init(&w.wake, 0, 0);
+    pthread_mutex_lock(&h->lock);
+    if (h->qtail)
+        h->qtail->next = &w;
+    else
+        h->qhead = &w;
+    h->qtail = &w;
+    if (h->asking) {
+        pthread_mutex_unlock(&h->lock);
+        while (sem_wait(&w.wake) < 0 && errno == EINTR)
+            ;
+        pthread_mutex_lock(&h->lock);
+        if (w.done)
+            goto out;
+    } else {
+        h->asking = 1; /* the queue was empty: we are its head */
+    }
+    /* Ask for the head of the queue (ours first) in one message. */
+    struct helper_req q = {.op = 'i'};
+    struct fs_ident_waiter *batch = h->qhead, *last = NULL;
+    for (struct fs_ident_waiter *b = batch; b && q.n < IDENT_BATCH; b = b->next) {
+        q.pids[q.n++] = (int32_t)b->pid;
+        last = b;
+    }
+    h->qhead = last->next;
+    if (h->qhead == NULL)
+        h->qtail = NULL;
+    last->next = NULL;
+    const int fd = h->fd;
+    h->questions += (uint64_t)q.n;
+    h->round_trips++;
+    pthread_mutex_unlock(&h->lock);
+
+    ssize_t n = -1;
+    const size_t qlen = HELPER_REQ_MIN + (size_t)q.n * sizeof q.pids[0];
+    if (fd >= 0 && send(fd, &q, qlen, MSG_NOSIGNAL) == (ssize_t)qlen) {
+        do
+            n = recv(fd, h->answer, IDENT_ANSWER, 0);
+        while (n < 0 && errno == EINTR);
+    }
+    /* No answer, or a short one: "" (unknown) for whatever is missing. */
+    const char *p = h->answer, *end = h->answer + (n > 0 ? n : 0);
+    for (struct fs_ident_waiter *b = batch; b; b = b->next)
+        p = ident_parse(p, end, b->out);
+
+    pthread_mutex_lock(&h->lock);
+    for (struct fs_ident_waiter *b = batch; b; b = b->next)
+        b->done = 1;
+    struct fs_ident_waiter *next_asker = h->qhead;
+    if (next_asker == NULL) {
+        h->asking = 0;
+        pthread_cond_broadcast(&h->cond); /* fs_unmount_helper_run may wait for that */
+    }
+    pthread_mutex_unlock(&h->lock);
+    for (struct fs_ident_waiter *b = batch, *next; b; b = next) {
+        next = b->next; /* b may vanish once posted */
+        if (b != &w) /* ours heads the batch */
+            sem_post(&b->wake);
+    }
+    if (next_asker)
+        sem_post(&next_asker->wake);
+    sem_destroy(&w.wake);
+    return;
+out:
+    pthread_mutex_unlock(&h->lock);
+    sem_destroy(&w.wake);
 }
 
 void fs_unmount_helper_run(fs_unmount_helper *h)
@@ -224,7 +327,9 @@ void fs_unmount_helper_run(fs_unmount_helper *h)
         return;
     const struct helper_req q = {.op = 'u'};
     pthread_mutex_lock(&h->lock);
-    if (send(h->fd, &q, sizeof q, MSG_NOSIGNAL) < 0)
+    while (h->asking) /* the answer it waits for comes on this socket */
+        pthread_cond_wait(&h->cond, &h->lock);
+    if (send(h->fd, &q, HELPER_REQ_MIN, MSG_NOSIGNAL) < 0)
         log_warn("msg=\"cannot reach the unmount helper\" err=\"%s\"", strerror(errno));
     close(h->fd);
     h->fd = -1;
@@ -232,6 +337,8 @@ void fs_unmount_helper_run(fs_unmount_helper *h)
     while (waitpid(h->pid, NULL, 0) < 0 && errno == EINTR)
         ;
     h->pid = 0;
+    free(h->answer); /* the FUSE loop has ended: no question can come any more */
+    h->answer = NULL;
 }
 
 static long ll_create_ruleset(const struct landlock_ruleset_attr *a, size_t size, uint32_t flags)

@@ -659,8 +659,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
 
+    /* A record will follow as soon as the reader is identified: a ledger
+     * leader committing meanwhile waits for it (one fsync for both). */
+    ledger_expect(g.ledger, 1);
     struct reader rd;
     reader_identify(req, &rd);
+    ledger_expect(g.ledger, -1);
     char rid[48];
     next_request_id(rid, sizeof rid);
     int served = r == 0 && v->status == 0;
@@ -1578,6 +1582,9 @@ out_signals:
 out_ledger:
     ledger_close(g.ledger);
 out_unmount:
+    if (g.helper.round_trips)
+        log_info("msg=\"reader identities\" questions=%llu round_trips=%llu",
+                 (unsigned long long)g.helper.questions, (unsigned long long)g.helper.round_trips);
     /* The helper unmounts (a confined daemon may not); libfuse then finds
      * the connection gone and only closes its descriptor. */
     fs_unmount_helper_run(&g.helper);

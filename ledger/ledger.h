@@ -73,6 +73,15 @@ int ledger_open(const char *path, const char *key_path, ledger **out, char *why,
  * share one transaction and one fsync (group commit). */
 int ledger_append(ledger *l, const ledger_record *r, uint64_t *seq);
 
+/* A hint for group commit: delta = +1 when a caller starts work that will
+ * end in one ledger_append() (an open being checked), -1 just before that
+ * append (or when the work ends without one). A leader about to commit
+ * waits, at most about one commit's time, while appends are announced, so
+ * that concurrent opens share one fsync instead of paying one each; with
+ * nothing announced (a lone reader) nobody waits. Only a hint: what is
+ * committed and when it is durable does not depend on it. */
+void ledger_expect(ledger *l, int delta);
+
 /* Only once no thread is inside ledger_append() on `l`. */
 void ledger_close(ledger *l);
 
