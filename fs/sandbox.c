@@ -135,6 +135,90 @@ static size_t ident_read(pid_t pid, char *out)
     return len;
 }
 
+/* The helper keeps, for each reader thread it was asked about, descriptors
+ * of that thread's /proc/PID/exe link, comm and cgroup, and reads them again
+ * for every question (readlinkat, pread): always the values of the moment,
+ * in three system calls instead of seven and without walking /proc paths. A
+ * descriptor of /proc/PID/... stays bound to the process it was opened for:
+ * once that one is gone, reading fails (ESRCH, ENOENT), also when the pid
+ * has been reused meanwhile, and the helper opens the files of the process
+ * that has the pid now. An exec keeps the process (same values as a fresh
+ * open: the new exe and comm). Direct-mapped by pid: a collision reopens. */
+#define IDENT_SLOTS 64
+struct ident_slot {
+    pid_t pid; /* 0: empty */
+    int exe, comm, cgroup;
+};
+static struct ident_slot ident_slots[IDENT_SLOTS];
+
+static void ident_slot_close(struct ident_slot *s)
+{
+    if (s->pid > 0) {
+        close(s->exe);
+        close(s->comm);
+        close(s->cgroup);
+    }
+    s->pid = 0;
+}
+
+static int ident_slot_open(struct ident_slot *s, pid_t pid)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
+    s->exe = open(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    snprintf(p, sizeof p, "/proc/%d/comm", (int)pid);
+    s->comm = open(p, O_RDONLY | O_CLOEXEC);
+    snprintf(p, sizeof p, "/proc/%d/cgroup", (int)pid);
+    s->cgroup = open(p, O_RDONLY | O_CLOEXEC);
+    if (s->exe < 0 || s->comm < 0 || s->cgroup < 0) {
+        if (s->exe >= 0)
+            close(s->exe);
+        if (s->comm >= 0)
+            close(s->comm);
+        if (s->cgroup >= 0)
+            close(s->cgroup);
+        s->pid = 0;
+        return -1;
+    }
+    s->pid = pid;
+    return 0;
+}
+
+/* ident_read() through the kept descriptors (the helper's loop only: one
+ * thread); by path when they cannot be had (a process without an exe, a
+ * zombie, out of descriptors): the same answer either way. */
+static size_t ident_read_kept(pid_t pid, char *out)
+{
+    if (pid <= 0) /* not a process of ours to ask about (0: outside our pid namespace) */
+        return ident_read(pid, out);
+    struct ident_slot *s = &ident_slots[(unsigned)pid % IDENT_SLOTS];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (s->pid != pid) {
+            ident_slot_close(s);
+            if (ident_slot_open(s, pid) < 0)
+                break;
+        }
+        const ssize_t k = readlinkat(s->exe, "", out, IDENT_EXE - 1);
+        if (k > 0) {
+            size_t len = (size_t)k;
+            out[len++] = '\0';
+            const ssize_t c = pread_full(s->comm, out + len, IDENT_COMM - 1, 0);
+            if (c > 0) {
+                len += (size_t)c;
+                out[len++] = '\0';
+                const ssize_t g = pread_full(s->cgroup, out + len, IDENT_CGROUP - 1, 0);
+                if (g > 0) {
+                    len += (size_t)g;
+                    out[len++] = '\0';
+                    return len;
+                }
+            }
+        }
+        ident_slot_close(s); /* gone, or its pid reused: the files of the pid now */
+    }
+    return ident_read(pid, out);
+}
+
 static void helper_loop(int sock, const char *mountpoint)
 {
     static char ans[IDENT_ANSWER];
@@ -147,7 +231,7 @@ static void helper_loop(int sock, const char *mountpoint)
             n == (ssize_t)(HELPER_REQ_MIN + (size_t)q.n * sizeof q.pids[0])) {
             size_t k = 0;
             for (int32_t i = 0; i < q.n; i++)
-                k += ident_read((pid_t)q.pids[i], ans + k);
+                k += ident_read_kept((pid_t)q.pids[i], ans + k);
             if (send(sock, ans, k, MSG_NOSIGNAL) < 0 && errno == EPIPE)
                 break;
             continue;

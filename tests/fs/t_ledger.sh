@@ -49,7 +49,52 @@ check_eq "refusal row" "refused|prog.txt|0|cat" \
     "$(fs_sql "select decision, path, size_served, process from records where event='open-refused'")"
 check_eq "mount and policy-load rows" "policy-load|loaded mount|mounted" \
     "$(fs_sql "select event || '|' || decision from records where event in ('mount','policy-load') order by seq" | xargs)"
+# Who the reader is is read afresh for every open, never remembered by pid:
+# a process that renames itself and then execs another program (same pid)
+# is recorded as what it is at each open. Readers that open at the same
+# time share a question to the helper; each row must still get its own
+# thread's answer (every thread names itself before opening).
+/usr/bin/python3 - "$FS_MNT" "$T_TMP/ident.out" >/dev/null <<'PY'
+import os, sys, threading
+mnt, out = sys.argv[1], sys.argv[2]
+open(os.path.join(mnt, "a.txt"), "rb").read()
+with open("/proc/self/comm", "w") as f:
+    f.write("renamed-rdr")
+open(os.path.join(mnt, "a.txt"), "rb").read()
+barrier = threading.Barrier(6)
+tids = {}
+def reader(i):
+    tid = threading.get_native_id()
+    tids["thr%d" % i] = tid
+    with open("/proc/thread-self/comm", "w") as f:
+        f.write("thr%d" % i)
+    barrier.wait()
+    for _ in range(30):
+        open(os.path.join(mnt, "a.txt"), "rb").read()
+ts = [threading.Thread(target=reader, args=(i,)) for i in range(6)]
+for t in ts: t.start()
+for t in ts: t.join()
+with open(out, "w") as f:
+    f.write("%d\n" % os.getpid())
+    for name, tid in sorted(tids.items()):
+        f.write("%s %d\n" % (name, tid))
+os.execv("/bin/cat", ["cat", os.path.join(mnt, "a.txt")])
+PY
+ipid=$(head -1 "$T_TMP/ident.out")
+check_eq "same pid: recorded by its name at each open, then by the program it exec'd" \
+    "python3 renamed-rdr $(realpath /bin/cat)|cat" \
+    "$(fs_sql "select group_concat(process, ' ') from (select process from records where pid=$ipid and event='open-served' and process != 'cat' order by seq)") $(fs_sql "select exe || '|' || process from records where pid=$ipid and event='open-served' order by seq desc limit 1")"
+check_eq "before the exec: python's executable" "$(realpath /usr/bin/python3)" \
+    "$(fs_sql "select exe from records where pid=$ipid and event='open-served' order by seq limit 1")"
+wrong=0
+while read -r name tid; do
+    n=$(fs_sql "select count(*) from records where pid=$tid and process='$name' and event='open-served'")
+    all=$(fs_sql "select count(*) from records where pid=$tid and event='open-served'")
+    [ "$n" = 30 ] && [ "$all" = 30 ] || { wrong=1; echo "# $name (tid $tid): $n of $all rows named $name"; }
+done < <(tail -n +2 "$T_TMP/ident.out")
+check_eq "concurrent readers: every row names its own thread" 0 "$wrong"
 fs_umount
+check_contains "concurrent questions to the helper were shared" "$(cat "$FS_LOG")" "msg=\"reader identities\""
 check_eq "unmount row" "unmounted" "$(fs_sql "select decision from records where event='unmount'")"
 check_eq "sequence has no gaps" "$(fs_sql "select max(seq) from records")" "$(fs_sql "select count(*) from records")"
 
