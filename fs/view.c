@@ -513,9 +513,18 @@ static void vbuf_give(vbuf *b, fs_view *v)
 typedef struct builder {
     vbuf out;
     sha256_ctx *served;
-    pthread_mutex_t pop; /* see feeder: held while the buffer is faulted in or moved */
+    pthread_mutex_t pop; /* see feeder: held while the buffer is faulted in, moved or hashed */
     int no_populate;
+    /* The served SHA-256 runs on the feeder's thread while the engine
+     * works (offload): it hashes out.data[hashed, published) under `pop`,
+     * in order; what is left when the feeder stops is hashed here. */
+    int offload;
+    size_t hashed, published; /* published: under the feeder's lock */
+    struct feeder *f;
+    int hash_err;
 } builder;
+
+static void feeder_publish(struct feeder *f, size_t len);
 
 static int build_out(void *ctx, const void *buf, size_t len)
 {
@@ -532,7 +541,27 @@ static int build_out(void *ctx, const void *buf, size_t len)
     }
     memcpy(b->out.data + b->out.len, buf, len);
     b->out.len += len;
+    if (b->offload) {
+        feeder_publish(b->f, b->out.len);
+        return 0;
+    }
+    if (b->hashed != b->out.len - len) /* catch up after the feeder stopped */
+        return -EIO;
+    b->hashed = b->out.len;
     return sha256_update(b->served, buf, len) < 0 ? -EIO : 0;
+}
+
+/* Hash the served bytes the feeder has not: after feeder_stop(), before
+ * any further output. */
+static int served_catch_up(builder *b)
+{
+    b->offload = 0;
+    if (b->hash_err)
+        return -EIO;
+    if (b->hashed < b->out.len && sha256_update(b->served, b->out.data + b->hashed, b->out.len - b->hashed) < 0)
+        return -EIO;
+    b->hashed = b->out.len;
+    return 0;
 }
 
 /* ---- the feeder: reading ahead on another processor -------------------------
@@ -542,7 +571,9 @@ static int build_out(void *ctx, const void *buf, size_t len)
  * memory is a cost of its own): a view of a large file is built on two
  * processors, the engine's work alone on the build thread. The engine still
  * gets the pieces in order, from one stream; only the work around it moves.
- * Without a thread (none could be started) the same happens inline. */
+ * The served SHA-256 (the view's bytes as the engine writes them) is taken
+ * there too, a piece behind the engine. Without a thread (none could be
+ * started) all of it happens inline. */
 #define FEED_RING 3
 
 typedef struct feeder {
@@ -562,6 +593,30 @@ typedef struct feeder {
     uint64_t read_total;
     size_t populated;
 } feeder;
+
+/* The builder wrote the view up to `len` (its served hash is offloaded). */
+static void feeder_publish(feeder *f, size_t len)
+{
+    pthread_mutex_lock(&f->m);
+    f->b->published = len;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->m);
+}
+
+/* On the feeder's thread, f->m not held: hash the view's bytes in
+ * [hashed, upto), at most a piece at a time. */
+static void feed_hash_served(feeder *f, size_t upto)
+{
+    builder *b = f->b;
+    pthread_mutex_lock(&b->pop); /* the buffer does not move meanwhile */
+    size_t n = upto - b->hashed;
+    if (n > BUILD_CHUNK)
+        n = BUILD_CHUNK;
+    if (!b->hash_err && sha256_update(b->served, b->out.data + b->hashed, n) < 0)
+        b->hash_err = 1;
+    b->hashed += n;
+    pthread_mutex_unlock(&b->pop);
+}
 
 /* Read and hash the next piece into slot `slot`: bytes, 0 at the end, -errno. */
 static ssize_t feed_one(feeder *f, unsigned slot)
@@ -601,10 +656,21 @@ static void *feeder_main(void *arg)
     feeder *f = arg;
     pthread_mutex_lock(&f->m);
     for (;;) {
-        while (f->tail - f->head == FEED_RING && !f->stop)
+        builder *b = f->b && f->b->offload ? f->b : NULL;
+        /* b->hashed is only written on this thread while it runs */
+        while ((f->done || f->tail - f->head == FEED_RING) && !f->stop &&
+               !(b && b->hashed < b->published))
             pthread_cond_wait(&f->cv, &f->m);
         if (f->stop)
             break;
+        if (b && b->hashed < b->published && (f->done || f->tail - f->head > 0)) {
+            /* the engine's output first while it has input to go on with */
+            const size_t upto = b->published;
+            pthread_mutex_unlock(&f->m);
+            feed_hash_served(f, upto);
+            pthread_mutex_lock(&f->m);
+            continue;
+        }
         const unsigned slot = f->tail % FEED_RING;
         pthread_mutex_unlock(&f->m);
         ssize_t n = feed_one(f, slot);
@@ -615,7 +681,7 @@ static void *feeder_main(void *arg)
             f->end = n;
             f->done = 1;
             pthread_cond_broadcast(&f->cv);
-            break;
+            continue; /* the served hash goes on until feeder_stop() */
         }
         f->len[slot] = n;
         f->tail++;
@@ -645,8 +711,14 @@ static int feeder_start(feeder *f, fs_source_stream *ss, sha256_ctx *sh, uint8_t
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    if (b) { /* before the thread starts: it reads b->offload */
+        b->f = f;
+        b->offload = 1;
+    }
     f->threaded = pthread_create(&f->th, NULL, feeder_main, f) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (b && !f->threaded)
+        b->offload = 0;
     return 0;
 }
 
@@ -829,6 +901,10 @@ static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel,
         feeder_release(&fd);
     }
     feeder_stop(&fd);
+    if (mode == M_STREAM && vr == 0 && served_catch_up(&b) < 0) {
+        vr = -EIO;
+        snprintf(why, sizeof why, "could not hash the view");
+    }
     if (n < 0) {
         r = (int)n;
         goto fail;
