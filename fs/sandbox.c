@@ -222,6 +222,10 @@ static size_t ident_read_kept(pid_t pid, char *out)
 static void helper_loop(int sock, const char *mountpoint)
 {
     static char ans[IDENT_ANSWER];
+    /* Room for the largest answer even where net.core.wmem_default is low
+     * (the kernel caps this at wmem_max; see below for when it does not fit). */
+    const int sndbuf = 2 * IDENT_ANSWER;
+    setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     for (;;) {
         struct helper_req q;
         ssize_t n = recv(sock, &q, sizeof q, 0);
@@ -232,8 +236,15 @@ static void helper_loop(int sock, const char *mountpoint)
             size_t k = 0;
             for (int32_t i = 0; i < q.n; i++)
                 k += ident_read_kept((pid_t)q.pids[i], ans + k);
-            if (send(sock, ans, k, MSG_NOSIGNAL) < 0 && errno == EPIPE)
-                break;
+            if (send(sock, ans, k, MSG_NOSIGNAL) < 0) {
+                if (errno == EPIPE)
+                    break;
+                /* Too large for the socket (EMSGSIZE) or other trouble: an
+                 * empty answer ("" for every reader) rather than none, for
+                 * which the asking open would wait forever. */
+                if (send(sock, ans, 0, MSG_NOSIGNAL) < 0 && errno == EPIPE)
+                    break;
+            }
             continue;
         }
         break; /* 'u', EOF (the daemon is gone) or garbage: unmount */
