@@ -1,10 +1,10 @@
 /* cli/cmd_scan.c — `sluice scan`: the sanitized view of files on stdout.
  *
- * A regular file of 8-bit text is mapped and scanned in place (no copy
- * into the engine's buffer, no copy out of the page cache: about a tenth of
- * the time the engine takes); standard input and pipes are streamed through
- * the engine in 1 MiB reads, so memory stays flat whatever the input's
- * size. UTF-16 text is sanitized whole (it must be transcoded both ways). A file the policy denies, or the engine could not
+ * Text is streamed through the engine in 1 MiB reads into memory of our
+ * own, so memory stays flat whatever the input's size; never a mapping of
+ * the file, whose pages a writer could change between the engine's check
+ * and the output. A regular file is looked over first (size, NUL bytes) so
+ * that a file refused for them prints nothing. UTF-16 text is sanitized whole (it must be transcoded both ways). A file the policy denies, or the engine could not
  * check, prints nothing of its own and makes the exit code 2. --report writes
  * JSON lines of findings (rule, offset, length, action) — never the text. */
 #include "cli/cli.h"
@@ -16,9 +16,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,27 +27,6 @@ typedef struct scan_ctx {
     FILE *report;
     uint64_t nfindings;
 } scan_ctx;
-
-/* A mapped file cut short while it is scanned faults (SIGBUS) where read()
- * would have returned less: the scan could not check what the file holds,
- * so say so and exit as for any error. */
-static const char *volatile mapped_name;
-
-static void on_sigbus(int sig)
-{
-    static const char a[] = "sluice: ", b[] = ": could not check: the file changed while it was read\n";
-    const char *n = mapped_name;
-    if (!n) { /* not a mapped file's fault: die of it as usual */
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    ssize_t r = write(STDERR_FILENO, a, sizeof a - 1);
-    r = write(STDERR_FILENO, n, strlen(n));
-    r = write(STDERR_FILENO, b, sizeof b - 1);
-    (void)r;
-    _exit(EXIT_ERROR);
-}
 
 static int write_stdout(void *ctx, const void *buf, size_t len)
 {
@@ -110,10 +87,15 @@ static int scan_whole(const dlp_policy *p, scan_ctx *c, const uint8_t *buf, size
     return c->nfindings ? EXIT_FINDINGS : EXIT_CLEAN;
 }
 
-/* 8-bit text in a regular file of `size` bytes, mapped (text8: its
- * encoding, NULL for "binary"). The checks scan_fd() makes on each read are
- * made on the whole file first, so a file they refuse prints nothing. */
-static int scan_mapped(const dlp_policy *p, scan_ctx *c, int fd, uint64_t size, const char *text8)
+/* A regular file of `size` bytes is refused before anything of it is
+ * printed when the policy's size limit or, for 8-bit text (text8: its
+ * encoding), a NUL byte anywhere in it would stop the stream part-way: a
+ * first pass reads it (from the page cache, in `buf`, CHUNK bytes) only to
+ * look. The stream checks every read again, so a file changed in between
+ * still ends in a refusal, only after some of its checked bytes. 0, or
+ * EXIT_ERROR with the reason said. */
+static int precheck_file(const dlp_policy *p, scan_ctx *c, int fd, uint64_t size, int text8,
+                         const char *encoding, uint8_t *buf)
 {
     const uint64_t max = dlp_policy_max_size(p);
     if (size > max) {
@@ -121,30 +103,24 @@ static int scan_mapped(const dlp_policy *p, scan_ctx *c, int fd, uint64_t size, 
                    (unsigned long long)max);
         return EXIT_ERROR;
     }
-    void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        sluice_err("%s: %s", c->name, strerror(errno));
-        return EXIT_ERROR;
+    for (uint64_t at = 0; text8 && at < size;) {
+        const ssize_t k = pread(fd, buf, CHUNK, (off_t)at);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            sluice_err("%s: %s", c->name, strerror(errno));
+            return EXIT_ERROR;
+        }
+        if (k == 0)
+            break;
+        if (memchr(buf, 0, (size_t)k)) {
+            sluice_err("%s: could not check: binary data (NUL bytes) inside a file classified as %s text",
+                       c->name, encoding);
+            return EXIT_ERROR;
+        }
+        at += (uint64_t)k;
     }
-    (void)madvise(map, (size_t)size, MADV_SEQUENTIAL);
-    mapped_name = c->name;
-    int rc = 0;
-    dlp_stream *s = NULL;
-    if (text8 && memchr(map, 0, (size_t)size)) {
-        sluice_err("%s: could not check: binary data (NUL bytes) inside a file classified as %s text",
-                   c->name, text8);
-        rc = -EILSEQ;
-    } else if ((rc = dlp_stream_new(p, write_stdout, report_finding, c, &s))) {
-        sluice_err("%s: %s", c->name, strerror(-rc));
-    } else if ((rc = dlp_stream_scan_buffer(s, map, (size_t)size)) && dlp_stream_error(s)) {
-        sluice_err("%s: could not check: %s", c->name, dlp_stream_error(s));
-    }
-    dlp_stream_free(s);
-    mapped_name = NULL;
-    munmap(map, (size_t)size);
-    if (rc)
-        return EXIT_ERROR;
-    return c->nfindings ? EXIT_FINDINGS : EXIT_CLEAN;
+    return 0;
 }
 
 static int scan_fd(const dlp_policy *p, scan_ctx *c, int fd, const struct stat *st)
@@ -204,10 +180,23 @@ static int scan_fd(const dlp_policy *p, scan_ctx *c, int fd, const struct stat *
     /* libmagic judged the first MiB; the rest must be text too (see
      * dlp_sanitize): a NUL byte in 8-bit text means binary data. */
     const int text8 = strcmp(t.encoding, "binary") != 0;
-    if (st && S_ISREG(st->st_mode) && (uint64_t)st->st_size > (uint64_t)n &&
-        (uint64_t)st->st_size <= SIZE_MAX) {
-        free(buf);
-        return scan_mapped(p, c, fd, (uint64_t)st->st_size, text8 ? t.encoding : NULL);
+    if (st && S_ISREG(st->st_mode) && (uint64_t)st->st_size > (uint64_t)n) {
+        /* buf is reused for the look; what was read is read again */
+        if (precheck_file(p, c, fd, (uint64_t)st->st_size, text8, t.encoding, buf)) {
+            free(buf);
+            return EXIT_ERROR;
+        }
+        n = pread(fd, buf, CHUNK, 0);
+        if (n < 0) {
+            sluice_err("%s: %s", c->name, strerror(errno));
+            free(buf);
+            return EXIT_ERROR;
+        }
+        if (lseek(fd, n, SEEK_SET) < 0) {
+            sluice_err("%s: %s", c->name, strerror(errno));
+            free(buf);
+            return EXIT_ERROR;
+        }
     }
     dlp_stream *s;
     if ((rc = dlp_stream_new(p, write_stdout, report_finding, c, &s))) {
@@ -299,11 +288,6 @@ int cmd_scan(int argc, char **argv)
             return EXIT_ERROR;
         }
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigbus;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, NULL);
     int worst = EXIT_CLEAN;
     for (int i = optind; i < argc; i++) {
         scan_ctx c = {argv[i], rep, 0};

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# tests/dlp/t_scan_mapped.sh — `sluice scan FILE` maps a regular file and
-# scans it in place; standard input is streamed in reads. Both must give the
-# same bytes, the same findings and the same exit code, and a mapped file the
-# checks refuse (NUL bytes in text, larger than the policy's limit) prints
-# nothing at all.
+# tests/dlp/t_scan_file.sh — `sluice scan FILE` looks a regular file over
+# first (size, NUL bytes) and then streams it like standard input. Both must
+# give the same bytes, the same findings and the same exit code, and a file
+# the checks refuse (NUL bytes in text, larger than the policy's limit)
+# prints nothing at all.
 source "$(dirname "$0")/../lib.sh"
 install -m 0600 "$ROOT/tests/rules/test.key" "$T_TMP/hash.key"
 export SLUICE_KEY_FILE=$T_TMP/hash.key
