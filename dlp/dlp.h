@@ -156,11 +156,6 @@ int dlp_stream_new(const dlp_policy *p, dlp_out_fn out, dlp_finding_fn on_findin
 /* 0 or negative (deny: whatever was written to `out` must be discarded). */
 int dlp_stream_feed(dlp_stream *s, const void *buf, size_t len);
 int dlp_stream_finish(dlp_stream *s);
-/* Scan a whole input already in memory (a mapped file), in place: the
- * stream reads `buf` and never writes or keeps it; then finish. Only on a
- * stream nothing was fed to. The output is that of feeding it, without
- * copying the input into the stream's buffer. */
-int dlp_stream_scan_buffer(dlp_stream *s, const void *buf, size_t len);
 /* Hits per rule so far; valid until dlp_stream_free(). */
 const dlp_rule_hits *dlp_stream_hits(const dlp_stream *s, size_t *n);
 const char *dlp_stream_error(const dlp_stream *s);

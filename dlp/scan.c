@@ -933,11 +933,6 @@ int dlp_stream_scan_whole(dlp_stream *s, const uint8_t *buf, size_t len)
     return pump(s, 1);
 }
 
-int dlp_stream_scan_buffer(dlp_stream *s, const void *buf, size_t len)
-{
-    return dlp_stream_scan_whole(s, buf, len);
-}
-
 int dlp_stream_reserve(dlp_stream *s, size_t out_bytes)
 {
     if (out_bytes <= s->obuf.cap)
