@@ -121,6 +121,10 @@ static struct {
     dlp_policy *pol;
 
     pthread_mutex_t ino_lock;
+    /* Open files: freed at exit too, when the loop stopped (SIGTERM) before
+     * the kernel's release of a file closed just before reached us. */
+    pthread_mutex_t handles_lock;
+    struct fs_handle *handles;
     struct fs_inode root;
     struct fs_inode *inodes[INODE_BUCKETS];
     uint64_t next_generation;
@@ -142,7 +146,33 @@ static struct {
 struct fs_handle {
     fs_view *view;
     struct stat st;
+    struct fs_handle *prev, *next; /* g.handles */
 };
+
+static void handle_link(struct fs_handle *h)
+{
+    pthread_mutex_lock(&g.handles_lock);
+    h->prev = NULL;
+    h->next = g.handles;
+    if (g.handles)
+        g.handles->prev = h;
+    g.handles = h;
+    pthread_mutex_unlock(&g.handles_lock);
+}
+
+static void handle_free(struct fs_handle *h)
+{
+    pthread_mutex_lock(&g.handles_lock);
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        g.handles = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    pthread_mutex_unlock(&g.handles_lock);
+    fs_view_unref(g.cache, h->view);
+    free(h);
+}
 
 /* An open directory. */
 struct fs_dir {
@@ -733,6 +763,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     free(rel);
     h->view = v;
+    handle_link(h);
     /* Mode and owner of the source version the view is of (a chmod or chown
      * changes the ctime, hence the view's key); size and times of the view. */
     h->st = cur;
@@ -798,10 +829,8 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     (void)ino;
     struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
-    if (h) {
-        fs_view_unref(g.cache, h->view);
-        free(h);
-    }
+    if (h)
+        handle_free(h);
     fuse_reply_err(req, 0);
 }
 
@@ -1475,6 +1504,7 @@ int main(int argc, char **argv)
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&g.pol_lock, &ra);
     pthread_mutex_init(&g.ino_lock, NULL);
+    pthread_mutex_init(&g.handles_lock, NULL);
     sem_init(&g.hup_sem, 0, 0);
     mount_id_init();
     struct stat rst;
@@ -1590,6 +1620,8 @@ out_unmount:
     fs_unmount_helper_run(&g.helper);
     fuse_session_unmount(g.se);
     fuse_session_destroy(g.se);
+    while (g.handles) /* no FUSE thread is left */
+        handle_free(g.handles);
     fs_cache_free(g.cache);
     dlp_policy_free(g.pol);
     close(g.rootfd);

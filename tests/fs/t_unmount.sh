@@ -28,10 +28,15 @@ FS_PID=
 
 fs_mount || { not_ok "mount again"; t_done; }
 cat "$FS_MNT/a.txt" >/dev/null
+# A file still open when SIGTERM comes: its release never reaches the
+# daemon, which frees the handle at exit all the same (make sanitize's leak
+# check would fail the exit status otherwise).
+exec 3<"$FS_MNT/a.txt"
 pid=$FS_PID
 kill -TERM "$pid"
 check "SIGTERM: daemon exits" fs_wait_exit
 wait "$pid" 2>/dev/null; rc=$?
+exec 3<&-
 check_eq "SIGTERM: exit status 0" 0 "$rc"
 check_fails "SIGTERM: no stale mount" fs_is_mounted
 check_eq "SIGTERM: unmount recorded" 2 "$(fs_sql "select count(*) from records where event='unmount'")"
