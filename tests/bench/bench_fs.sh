@@ -11,6 +11,11 @@
 #       Then the first read again on a fresh mount by 2 readers at once
 #       (each takes every other file): views of different files are built in
 #       parallel.
+#       Every first read starts in the same memory state (prime_memory,
+#       below): in a VM whose balloon reports free pages to the host, memory
+#       freed a few seconds ago costs a host fault at its next first touch,
+#       several times a recycled page's cost, and which contender gets which
+#       depended on the order of the runs (bindfs's page cache held 1 GB).
 #   (b) 10,000 files of 4 KiB: open/read/close each in a python loop, one
 #       reader, then 8 reader threads at once (group commit shares the
 #       ledger's fsync between concurrent opens; a lone reader pays one per
@@ -163,6 +168,27 @@ daemon_cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/${1:-$SPID}/stat"
 # the unmount helper (the daemon's child) reads who each reader is for the
 # ledger: its CPU is part of what an open costs
 helper_cpu() { local h; h=$(pgrep -P "$SPID" | head -1); [ -n "$h" ] && daemon_cpu "$h" || echo 0; }
+# prime_memory GB: fault in GB of anonymous memory and free it, so that the
+# next reader's allocations (view buffers, FUSE page cache) get pages the
+# host backs already. In a VM with free page reporting (virtio-balloon
+# REPORTING, Linux page_reporting) a free 2 MiB block goes back to the host
+# after about 2 s, and its next first touch costs a host fault: 1.0-2.0 s per
+# GB here against 0.4 s for a page freed just before (sluicefs's first read
+# touches about 2 GB per GB read: the views and the kernel's page cache of
+# the mount; bindfs's 1 GB). Prints seconds per GB of the touch.
+prime_memory() {
+    python3 - "$1" <<'PY'
+import mmap, sys, time
+n = int(float(sys.argv[1]) * (1 << 30))
+t = time.monotonic()
+m = mmap.mmap(-1, n)
+m.madvise(mmap.MADV_NOHUGEPAGE)
+z = bytes(64 << 20)
+for off in range(0, n, len(z)):
+    m[off:off + len(z)] = z[:min(len(z), n - off)]
+print("%.2f" % ((time.monotonic() - t) / (n / 1e9)))
+PY
+}
 persec() { awk -v n="$1" -v t="$2" 'BEGIN {printf "%.0f", n / t}'; }
 
 echo "tree: $DATA"
@@ -171,7 +197,9 @@ if [[ $CASES == *a* ]]; then
 echo "(a) large text files, 1 MiB reads"
 readall "$DATA/large" >/dev/null # native: page cache warm for every contender
 read -r nb nt _ < <(readall "$DATA/large");   nat=$(mbps "$nb" "$nt")
+pm1=$(prime_memory 3)
 read -r bb bt _ < <(readall "$MB_/large");    b1=$(mbps "$bb" "$bt")
+pm2=$(prime_memory 3)
 c0=$(daemon_cpu)
 read -r sb st _ < <(readall "$MS/large");     s1=$(mbps "$sb" "$st")
 c1=$(daemon_cpu)
@@ -180,6 +208,7 @@ read -r sb2 st2 _ < <(readall "$MS/large");   s2=$(mbps "$sb2" "$st2")
 c2=$(daemon_cpu)
 printf '  %-40s %8s MB/s\n' "native (page cache)" "$nat" "bindfs -r, first read" "$b1" \
     "sluicefs, first read (sanitizing)" "$s1" "bindfs -r, second read" "$b2" "sluicefs, second read (cached views)" "$s2"
+echo "  memory primed before each first read (3 GB faulted in and freed): $pm1 s per GB before bindfs's, $pm2 s per GB before sluicefs's"
 echo "  sluicefs daemon cpu: first read $(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.1f", b - a}') s ($(awk -v a="$c0" -v b="$c1" -v n="$sb" 'BEGIN {printf "%.1f", (b - a) / n * 1e9}') s per GB), second read $(awk -v a="$c1" -v b="$c2" 'BEGIN {printf "%.1f", b - a}') s"
 echo "  ratios: first read sluicefs/bindfs $(ratio "$s1" "$b1") (target: >= 500 MB/s absolute: $s1);" \
      "second read sluicefs/bindfs $(ratio "$s2" "$b2") (target >= 0.8)"
@@ -197,6 +226,7 @@ SLUICE_KEY_FILE=$KEY "$SLUICEFS" -f -o "policy=$POLICY,ledger=$DB2,ledger_key=$L
 SPID2=$!
 for _ in $(seq 100); do mounted "$MS2" && break; sleep 0.1; done
 mounted "$MS2" || die "second mount failed: $(cat "$W/sluicefs2.log")"
+prime_memory 3 >/dev/null
 p0=$(daemon_cpu "$SPID2")
 read -r pb pt _ < <(readall "$MS2/large" 2); sp=$(mbps "$pb" "$pt")
 p1=$(daemon_cpu "$SPID2")
