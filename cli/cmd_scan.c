@@ -1,10 +1,11 @@
 /* cli/cmd_scan.c — `sluice scan`: the sanitized view of files on stdout.
  *
  * Text is streamed through the engine in 1 MiB reads into memory of our
- * own, so memory stays flat whatever the input's size; never a mapping of
- * the file, whose pages a writer could change between the engine's check
+ * own, so memory stays flat whatever the input's size; never from a mapping
+ * of the file, whose pages a writer could change between the engine's check
  * and the output. A regular file is looked over first (size, NUL bytes) so
- * that a file refused for them prints nothing. UTF-16 text is sanitized whole (it must be transcoded both ways). A file the policy denies, or the engine could not
+ * that a file refused for them prints nothing: that look alone goes through
+ * a read-only mapping, and decides only whether to refuse. UTF-16 text is sanitized whole (it must be transcoded both ways). A file the policy denies, or the engine could not
  * check, prints nothing of its own and makes the exit code 2. --report writes
  * JSON lines of findings (rule, offset, length, action) — never the text. */
 #include "cli/cli.h"
@@ -14,9 +15,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,13 +92,51 @@ static int scan_whole(const dlp_policy *p, scan_ctx *c, const uint8_t *buf, size
     return c->nfindings ? EXIT_FINDINGS : EXIT_CLEAN;
 }
 
+/* The look at a regular file (below) reads its pages where they lie in the
+ * page cache, through a read-only mapping: no copy of the file is made for
+ * it (a pread pass copied every byte once more than the scan itself). The
+ * mapping is only looked at: nothing printed comes from it, so a writer
+ * changing it meanwhile changes no output; every byte printed is read again
+ * into memory of our own and checked there. A file cut short while looked
+ * at raises SIGBUS at the missing pages: caught here, a refusal. */
+static sigjmp_buf look_jmp;
+static volatile sig_atomic_t looking;
+
+static void on_sigbus(int sig)
+{
+    if (looking) {
+        looking = 0;
+        siglongjmp(look_jmp, 1);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* 1 when the `size` bytes mapped at `m` hold a NUL byte, 0 when not, -1
+ * when the file shrank under the look. */
+static int look_for_nul(const uint8_t *m, size_t size)
+{
+    struct sigaction sa = {.sa_handler = on_sigbus}, old;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGBUS, &sa, &old) < 0)
+        return -1;
+    volatile int found = -1;
+    if (sigsetjmp(look_jmp, 1) == 0) {
+        looking = 1;
+        found = memchr(m, 0, size) != NULL;
+        looking = 0;
+    }
+    sigaction(SIGBUS, &old, NULL);
+    return found;
+}
+
 /* A regular file of `size` bytes is refused before anything of it is
  * printed when the policy's size limit or, for 8-bit text (text8: its
  * encoding), a NUL byte anywhere in it would stop the stream part-way: a
- * first pass reads it (from the page cache, in `buf`, CHUNK bytes) only to
- * look. The stream checks every read again, so a file changed in between
- * still ends in a refusal, only after some of its checked bytes. 0, or
- * EXIT_ERROR with the reason said. */
+ * first pass looks at it (mapped, see above; where it cannot be mapped,
+ * read in `buf`, CHUNK bytes at a time). The stream checks every read
+ * again, so a file changed in between still ends in a refusal, only after
+ * some of its checked bytes. 0, or EXIT_ERROR with the reason said. */
 static int precheck_file(const dlp_policy *p, scan_ctx *c, int fd, uint64_t size, int text8,
                          const char *encoding, uint8_t *buf)
 {
@@ -103,7 +146,20 @@ static int precheck_file(const dlp_policy *p, scan_ctx *c, int fd, uint64_t size
                    (unsigned long long)max);
         return EXIT_ERROR;
     }
-    for (uint64_t at = 0; text8 && at < size;) {
+    if (!text8)
+        return 0;
+    int nul = 0;
+    void *m = size <= SIZE_MAX ? mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0) : MAP_FAILED;
+    if (m != MAP_FAILED) {
+        madvise(m, (size_t)size, MADV_SEQUENTIAL);
+        nul = look_for_nul(m, (size_t)size);
+        munmap(m, (size_t)size);
+        if (nul < 0) {
+            sluice_err("%s: could not check: the file changed (shorter) while read", c->name);
+            return EXIT_ERROR;
+        }
+    }
+    for (uint64_t at = 0; m == MAP_FAILED && !nul && at < size;) {
         const ssize_t k = pread(fd, buf, CHUNK, (off_t)at);
         if (k < 0 && errno == EINTR)
             continue;
@@ -113,12 +169,13 @@ static int precheck_file(const dlp_policy *p, scan_ctx *c, int fd, uint64_t size
         }
         if (k == 0)
             break;
-        if (memchr(buf, 0, (size_t)k)) {
-            sluice_err("%s: could not check: binary data (NUL bytes) inside a file classified as %s text",
-                       c->name, encoding);
-            return EXIT_ERROR;
-        }
+        nul = memchr(buf, 0, (size_t)k) != NULL;
         at += (uint64_t)k;
+    }
+    if (nul) {
+        sluice_err("%s: could not check: binary data (NUL bytes) inside a file classified as %s text",
+                   c->name, encoding);
+        return EXIT_ERROR;
     }
     return 0;
 }

@@ -56,4 +56,29 @@ head -c 100000 "$T_TMP/c.txt" >"$T_TMP/small.txt"
 check "small file: same view as streamed" cmp -s "$T_TMP/small.out" "$T_TMP/small2.out"
 : >"$T_TMP/empty.txt"
 check_eq "empty file: empty view" "" "$("$SLUICE" scan --policy "$POLICY" "$T_TMP/empty.txt")"
+# The look goes through a read-only mapping. Where a file cannot be mapped
+# it is read instead: same verdicts. A file cut short while looked at
+# (SIGBUS at the missing pages) is refused, nothing printed, no crash.
+if cc -shared -fPIC -O1 -o "$T_TMP/mmap_shim.so" "$ROOT/tests/dlp/mmap_shim.c" -ldl 2>"$T_TMP/cc.err"; then
+    # a sanitizer build wants its runtime first; the shim only wraps mmap
+    old_asan=${ASAN_OPTIONS-}
+    export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+    SHIM_MMAP_FAIL=1 LD_PRELOAD=$T_TMP/mmap_shim.so "$SLUICE" scan --policy "$POLICY" "$T_TMP/c.txt" >"$T_TMP/nomap.out" 2>/dev/null
+    check_eq "unmappable file: exit 1 (findings)" 1 "$?"
+    check "unmappable file: same view as streamed" cmp -s "$T_TMP/nomap.out" "$T_TMP/str.out"
+    SHIM_MMAP_FAIL=1 LD_PRELOAD=$T_TMP/mmap_shim.so "$SLUICE" scan --policy "$POLICY" "$T_TMP/nul.txt" >"$T_TMP/nomapnul.out" 2>"$T_TMP/nomapnul.err"
+    rc=$? out=$(wc -c <"$T_TMP/nomapnul.out")
+    check_eq "unmappable file with a NUL: exit 2" 2 "$rc"
+    check_eq "unmappable file with a NUL: nothing printed" 0 "$out"
+    cp "$T_TMP/c.txt" "$T_TMP/cut.txt"
+    SHIM_TRUNCATE=$T_TMP/cut.txt LD_PRELOAD=$T_TMP/mmap_shim.so "$SLUICE" scan --policy "$POLICY" "$T_TMP/cut.txt" >"$T_TMP/cut.out" 2>"$T_TMP/cut.err"
+    rc=$? out=$(wc -c <"$T_TMP/cut.out")
+    check_eq "file cut short while looked at: exit 2 (no crash)" 2 "$rc"
+    check_eq "file cut short while looked at: nothing printed" 0 "$out"
+    check_contains "file cut short while looked at: says why" "$(cat "$T_TMP/cut.err")" "changed"
+    check_eq "the shim did cut it" 4096 "$(stat -c %s "$T_TMP/cut.txt")"
+    ASAN_OPTIONS=$old_asan
+else
+    not_ok "mmap shim compiled: $(head -3 "$T_TMP/cc.err")"
+fi
 t_done
