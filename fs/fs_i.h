@@ -171,6 +171,7 @@ typedef struct fs_view {
      * comparing its SHA-256 (git's "racy clean" problem and answer). */
     int racy;
     /* cache bookkeeping (view.c only) */
+    int prebuilt;            /* built ahead of any open (fs_view_prebuild), not looked up since */
     int refs;
     int cached;
     int evicted;             /* left the cache for room: worth spilling when released */
@@ -209,6 +210,17 @@ int fs_view_get(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel,
 int fs_view_get_stat(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel, uint64_t max,
                      struct stat *st, int known, fs_view **out);
 
+/* Build the view of `rel` ahead of any open, like the kernel's readahead:
+ * only when it is not cached, spilled or being built already, and only
+ * when there is room now (build memory and builds running as for an open;
+ * the view at most a quarter of the cache), never waiting for it: 0 when
+ * built or not needed, -EBUSY when there was no room, or the source's
+ * error. The view goes into the cache like any other (a refusal too) and is
+ * found there by a later lookup exactly as a view built by an open
+ * (same key check on a fresh stat); nothing is recorded in the ledger:
+ * that is the open's business. The caller holds `pol` for the call. */
+int fs_view_prebuild(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel, uint64_t max);
+
 /* Only a cache lookup for the key of `st`: 0 with a reference, or -ENOENT. */
 int fs_view_peek(fs_cache *c, const struct stat *st, const char *policy_hash, fs_view **out);
 
@@ -235,6 +247,9 @@ typedef struct fs_cache_stats {
     uint64_t held_bytes;      /* views out of the cache, still held by open files */
     uint64_t build_waits;     /* opens that waited for another's build of the same version */
     uint64_t build_peak;      /* most build memory charged at once */
+    uint64_t prebuilds;       /* views built ahead of an open (fs_view_prebuild) */
+    uint64_t prebuild_hits;   /* lookups that found a prebuilt view (first use only) */
+    uint64_t prebuild_skipped; /* prebuilds not started: no room */
 } fs_cache_stats;
 void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out);
 

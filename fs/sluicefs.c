@@ -72,6 +72,7 @@ struct fs_opts {
     char *spill_dir, *spill_size, *build_memory, *user;
     int hide_denied;
     int no_sandbox;
+    int no_prebuild;
     int show_help, show_version;
     char *source;
     int nonopts;
@@ -643,6 +644,254 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fuse_reply_attr(req, &st, FS_ATTR_TIMEOUT);
 }
 
+/* ---- sequential prebuilding (readahead of views) --------------------------------------
+ * A reader going through a directory's large files one after another (`cat
+ * *`, a loop over sorted names, find or tar in directory order) waits at each
+ * open for that file's view, built by one build thread (and its feeder) at a
+ * time. When two opens in a row of large files of one directory are
+ * neighbours in name order (bytes) or in directory (readdir) order, the views
+ * of the next PF_AHEAD entries in that order are built in the background
+ * (fs_view_prebuild: within the build limits, never waiting for room, never
+ * more than a quarter of the cache), so that another processor works on the
+ * next file while the reader reads or waits for this one. A prebuilt view is
+ * no access: nothing is recorded until a real open, which finds it in the
+ * cache by the same key check on a fresh stat as any view (a source changed
+ * since is built again). Small files neither start nor continue a run: their
+ * opens cost a ledger sync rather than a build. Off with -o no_prebuild. */
+#define PF_AHEAD 2
+#define PF_DIRS 8                /* directories followed at once */
+#define PF_MIN_SIZE (1u << 20)   /* smaller files are left alone */
+#define PF_MAX_ENTRIES 65536u    /* a larger directory is not listed for it */
+
+struct pf_dir {
+    char *rel;      /* the directory, relative to SOURCE (NULL: slot free) */
+    char **names;   /* its entries in directory order */
+    size_t *sorted; /* indices into names, in name order */
+    size_t *rank;   /* rank[i]: position of names[i] in sorted */
+    size_t n;
+    char *last;     /* the last large file opened here */
+    uint64_t used;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct pf_dir dirs[PF_DIRS];
+    uint64_t tick;
+    char *queue[2 * PF_AHEAD]; /* paths to build ahead, oldest first */
+    size_t nq;
+    pthread_t th[PF_AHEAD];
+    unsigned nth;
+    int stop;
+} g_ra = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void pf_dir_list_free(struct pf_dir *d)
+{
+    for (size_t k = 0; k < d->n; k++)
+        free(d->names[k]);
+    free(d->names);
+    free(d->sorted);
+    free(d->rank);
+    d->names = NULL;
+    d->sorted = d->rank = NULL;
+    d->n = 0;
+}
+
+static int pf_cmp(const void *a, const void *b, void *arg)
+{
+    char *const *names = arg;
+    return strcmp(names[*(const size_t *)a], names[*(const size_t *)b]);
+}
+
+/* (Re)read d's listing; on failure it is empty. */
+static void pf_dir_list(struct pf_dir *d)
+{
+    pf_dir_list_free(d);
+    int pfd, fd = -1;
+    if (fs_source_path_fd(g.rootfd, d->rel, 1, &pfd) == 0) {
+        fd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
+        close(pfd);
+    }
+    DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+    if (dp == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    size_t cap = 0;
+    int ok = 1;
+    for (struct dirent *de; ok && (de = readdir(dp)) != NULL;) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (d->n == PF_MAX_ENTRIES) {
+            ok = 0;
+            break;
+        }
+        if (d->n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nn = realloc(d->names, cap * sizeof *nn);
+            if (nn == NULL) {
+                ok = 0;
+                break;
+            }
+            d->names = nn;
+        }
+        if ((d->names[d->n] = strdup(de->d_name)) == NULL)
+            ok = 0;
+        else
+            d->n++;
+    }
+    closedir(dp);
+    if (ok && d->n) {
+        d->sorted = malloc(d->n * sizeof *d->sorted);
+        d->rank = malloc(d->n * sizeof *d->rank);
+        ok = d->sorted && d->rank;
+    }
+    if (!ok) {
+        pf_dir_list_free(d);
+        return;
+    }
+    for (size_t k = 0; k < d->n; k++)
+        d->sorted[k] = k;
+    qsort_r(d->sorted, d->n, sizeof *d->sorted, pf_cmp, d->names);
+    for (size_t k = 0; k < d->n; k++)
+        d->rank[d->sorted[k]] = k;
+}
+
+static long pf_find(const struct pf_dir *d, const char *name)
+{
+    for (size_t k = 0; k < d->n; k++)
+        if (strcmp(d->names[k], name) == 0)
+            return (long)k;
+    return -1;
+}
+
+static void *pf_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_ra.lock);
+    for (;;) {
+        while (g_ra.nq == 0 && !g_ra.stop)
+            pthread_cond_wait(&g_ra.cond, &g_ra.lock);
+        if (g_ra.stop)
+            break;
+        char *rel = g_ra.queue[0];
+        memmove(g_ra.queue, g_ra.queue + 1, --g_ra.nq * sizeof g_ra.queue[0]);
+        pthread_mutex_unlock(&g_ra.lock);
+        pthread_rwlock_rdlock(&g.pol_lock);
+        const int r = fs_view_prebuild(g.cache, g.pol, g.rootfd, rel, max_size_locked());
+        pthread_rwlock_unlock(&g.pol_lock);
+        log_debug("msg=\"prebuild\" path=\"%s\" result=\"%s\"", rel, r < 0 ? strerror(-r) : "ok");
+        free(rel);
+        pthread_mutex_lock(&g_ra.lock);
+    }
+    pthread_mutex_unlock(&g_ra.lock);
+    return NULL;
+}
+
+/* Callers hold g_ra.lock. Ask for `rel` (taken) to be built ahead: newer
+ * asks push out the oldest. */
+static void pf_enqueue_locked(char *rel)
+{
+    for (size_t k = 0; k < g_ra.nq; k++)
+        if (strcmp(g_ra.queue[k], rel) == 0) {
+            free(rel);
+            return;
+        }
+    if (g_ra.nq == SLUICE_ARRAY_LEN(g_ra.queue)) {
+        free(g_ra.queue[0]);
+        memmove(g_ra.queue, g_ra.queue + 1, --g_ra.nq * sizeof g_ra.queue[0]);
+    }
+    g_ra.queue[g_ra.nq++] = rel;
+    if (g_ra.nth < PF_AHEAD) { /* started at first use, signals stay with the daemon's other threads */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        while (g_ra.nth < PF_AHEAD && pthread_create(&g_ra.th[g_ra.nth], NULL, pf_main, NULL) == 0)
+            g_ra.nth++;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    pthread_cond_signal(&g_ra.cond);
+}
+
+/* An open of the regular file `rel` (source size `size`) was served. */
+static void pf_opened(const char *rel, off_t size)
+{
+    if (g.o.no_prebuild || size < (off_t)PF_MIN_SIZE)
+        return;
+    const char *slash = strrchr(rel, '/');
+    char dir[PATH_MAX];
+    const char *name = slash ? slash + 1 : rel;
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if ((size_t)(slash - rel) < sizeof dir)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - rel), rel);
+    else
+        return;
+    pthread_mutex_lock(&g_ra.lock);
+    if (g_ra.stop)
+        goto out;
+    struct pf_dir *d = NULL, *lru = &g_ra.dirs[0];
+    for (size_t k = 0; k < PF_DIRS && !d; k++) {
+        if (g_ra.dirs[k].rel && strcmp(g_ra.dirs[k].rel, dir) == 0)
+            d = &g_ra.dirs[k];
+        else if (g_ra.dirs[k].used < lru->used)
+            lru = &g_ra.dirs[k];
+    }
+    if (d == NULL) { /* follow this directory instead of the least recently used one */
+        d = lru;
+        pf_dir_list_free(d);
+        free(d->rel);
+        free(d->last);
+        d->last = NULL;
+        if ((d->rel = strdup(dir)) == NULL)
+            goto out;
+        pf_dir_list(d);
+    }
+    d->used = ++g_ra.tick;
+    long i = pf_find(d, name);
+    if (i < 0) { /* new since listed */
+        pf_dir_list(d);
+        i = pf_find(d, name);
+    }
+    const long j = i >= 0 && d->last ? pf_find(d, d->last) : -1;
+    for (size_t k = 1; j >= 0 && k <= PF_AHEAD; k++) {
+        size_t next;
+        if (d->rank[i] == d->rank[j] + 1 && d->rank[i] + k < d->n)
+            next = d->sorted[d->rank[i] + k]; /* in name order */
+        else if (i == j + 1 && (size_t)i + k < d->n)
+            next = (size_t)i + k; /* in directory order */
+        else
+            break;
+        char *p = child_path(dir, d->names[next]);
+        if (p)
+            pf_enqueue_locked(p);
+    }
+    free(d->last);
+    d->last = strdup(name);
+out:
+    pthread_mutex_unlock(&g_ra.lock);
+}
+
+/* At exit, before the cache and the policy go: builds ahead end first. */
+static void pf_stop(void)
+{
+    pthread_mutex_lock(&g_ra.lock);
+    g_ra.stop = 1;
+    pthread_cond_broadcast(&g_ra.cond);
+    pthread_mutex_unlock(&g_ra.lock);
+    for (unsigned k = 0; k < g_ra.nth; k++)
+        pthread_join(g_ra.th[k], NULL);
+    for (size_t k = 0; k < g_ra.nq; k++)
+        free(g_ra.queue[k]);
+    g_ra.nq = 0;
+    for (size_t k = 0; k < PF_DIRS; k++) {
+        pf_dir_list_free(&g_ra.dirs[k]);
+        free(g_ra.dirs[k].rel);
+        free(g_ra.dirs[k].last);
+    }
+}
+
 /* ---- open / read / release -------------------------------------------------------- */
 
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -761,6 +1010,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    pf_opened(rel, cur.st_size);
     free(rel);
     h->view = v;
     handle_link(h);
@@ -1199,6 +1449,7 @@ static const struct fuse_opt fs_optspec[] = {
     FS_OPT("build_memory=%s", build_memory),
     FS_OPT("hide_denied", hide_denied),
     FS_OPT("no_sandbox", no_sandbox),
+    FS_OPT("no_prebuild", no_prebuild),
     FS_OPT("user=%s", user),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
@@ -1255,6 +1506,7 @@ static void usage(const char *prog)
            "    hide_denied          leave refused files out of listings\n"
            "    user=NAME            run as this unprivileged user once mounted\n"
            "    no_sandbox           do not confine the daemon (debugging only)\n"
+           "    no_prebuild          never build views ahead of sequential opens\n"
            "    session=LABEL        label recorded with every access\n"
            "    log_level=LEVEL      error, warn, info (default) or debug\n"
            "    allow_other          let other users (the sandbox) use the mount\n"
@@ -1620,8 +1872,17 @@ out_unmount:
     fs_unmount_helper_run(&g.helper);
     fuse_session_unmount(g.se);
     fuse_session_destroy(g.se);
+    pf_stop();
     while (g.handles) /* no FUSE thread is left */
         handle_free(g.handles);
+    fs_cache_stats cs;
+    fs_cache_get_stats(g.cache, &cs);
+    log_info("msg=\"view cache\" builds=%llu hits=%llu misses=%llu evictions=%llu build_waits=%llu "
+             "prebuilds=%llu prebuild_hits=%llu prebuild_skipped=%llu",
+             (unsigned long long)cs.builds, (unsigned long long)cs.hits, (unsigned long long)cs.misses,
+             (unsigned long long)cs.evictions, (unsigned long long)cs.build_waits,
+             (unsigned long long)cs.prebuilds, (unsigned long long)cs.prebuild_hits,
+             (unsigned long long)cs.prebuild_skipped);
     fs_cache_free(g.cache);
     dlp_policy_free(g.pol);
     close(g.rootfd);

@@ -75,6 +75,7 @@ struct fs_cache {
     pthread_cond_t built;         /* broadcast whenever a build ends */
     struct inflight *inflight;    /* builds running or waiting for room */
     uint64_t build_budget, build_used, build_peak, build_waits, next_build_id;
+    uint64_t prebuilds, prebuild_hits, prebuild_skipped;
     unsigned build_max, builds_running;
     /* Builds run on a few threads of their own, started at the first build
      * (not before: the daemon forks after making the cache): what a build
@@ -304,6 +305,10 @@ int fs_view_peek(fs_cache *c, const struct stat *st, const char *policy_hash, fs
         lru_unlink(c, v);
         lru_push_front(c, v);
         c->hits++;
+        if (v->prebuilt) {
+            v->prebuilt = 0;
+            c->prebuild_hits++;
+        }
     }
     pthread_mutex_unlock(&c->lock);
     if (v == NULL)
@@ -1367,26 +1372,55 @@ static int pool_start_locked(fs_cache *c)
     return c->npool ? 0 : -EAGAIN;
 }
 
+/* Callers hold c->lock. Whether a build of `cost` may start now: a build
+ * larger than the whole budget runs alone. */
+static int build_room_locked(const fs_cache *c, uint64_t cost)
+{
+    return !(c->build_used > 0 && c->build_used + cost > c->build_budget) &&
+           c->builds_running < c->build_max;
+}
+
+static void inflight_remove_locked(fs_cache *c, const inflight *me)
+{
+    for (inflight **pp = &c->inflight; *pp; pp = &(*pp)->next)
+        if (*pp == me) {
+            *pp = me->next;
+            break;
+        }
+}
+
 /* Build the view for key `k` (the source as stat'ed just before) and
- * insert it: one build per version at a time, within the build limits. */
+ * insert it: one build per version at a time, within the build limits.
+ * prebuild: not for an open (fs_view_prebuild): -EBUSY at once instead of
+ * waiting for room, and the view is marked prebuilt. */
 static int build_and_insert(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel,
-                            uint64_t max, const fs_view_key *k, fs_view **out)
+                            uint64_t max, const fs_view_key *k, int prebuild, fs_view **out)
 {
     inflight me = {.key = *k};
     const uint64_t cost = fs_build_cost((uint64_t)k->size);
     pthread_mutex_lock(&c->lock);
+    if (prebuild) { /* being built already, or no room: readahead never waits nor queues */
+        const int busy = inflight_find(c, k) != NULL;
+        if (busy || !build_room_locked(c, cost)) {
+            if (!busy)
+                c->prebuild_skipped++;
+            pthread_mutex_unlock(&c->lock);
+            return busy ? 0 : -EBUSY;
+        }
+    }
     me.id = ++c->next_build_id;
     me.next = c->inflight;
     c->inflight = &me;
-    /* Room: a build larger than the whole budget runs alone. */
-    while ((c->build_used > 0 && c->build_used + cost > c->build_budget) ||
-           c->builds_running >= c->build_max)
+    while (!build_room_locked(c, cost))
         pthread_cond_wait(&c->built, &c->lock);
     c->build_used += cost;
     c->builds_running++;
     if (c->build_used > c->build_peak)
         c->build_peak = c->build_used;
-    c->misses++;
+    if (prebuild)
+        c->prebuilds++;
+    else
+        c->misses++;
     c->builds++;
     build_job job = {.pol = pol, .rootfd = rootfd, .rel = rel, .max = max};
     if (pool_start_locked(c) == 0) {
@@ -1406,16 +1440,15 @@ static int build_and_insert(fs_cache *c, const dlp_policy *pol, int rootfd, cons
     fs_view *v = job.v;
     int r = job.r;
     if (r == 0) {
-        log_debug("msg=\"view built\" path=\"%s\" view=%llu source_size=%lld size=%zu status=%d racy=%d",
-                  rel, (unsigned long long)v->gen, (long long)v->key.size, v->len, v->status, v->racy);
+        log_debug("msg=\"view built\" path=\"%s\" view=%llu source_size=%lld size=%zu status=%d "
+                  "racy=%d prebuilt=%d",
+                  rel, (unsigned long long)v->gen, (long long)v->key.size, v->len, v->status, v->racy,
+                  prebuild);
+        v->prebuilt = prebuild;
         r = cache_insert(c, v, out); /* before the waiters wake: they find it there */
     }
     pthread_mutex_lock(&c->lock);
-    for (inflight **pp = &c->inflight; *pp; pp = &(*pp)->next)
-        if (*pp == &me) {
-            *pp = me.next;
-            break;
-        }
+    inflight_remove_locked(c, &me);
     c->build_used -= cost;
     c->builds_running--;
     pthread_cond_broadcast(&c->built);
@@ -1482,7 +1515,7 @@ int fs_view_get_stat(fs_cache *c, const dlp_policy *pol, int rootfd, const char 
         inflight *f = round < BUILD_WAIT_ROUNDS ? inflight_find(c, &k) : NULL;
         if (f == NULL) {
             pthread_mutex_unlock(&c->lock);
-            return build_and_insert(c, pol, rootfd, rel, max, &k, out);
+            return build_and_insert(c, pol, rootfd, rel, max, &k, 0, out);
         }
         /* Being built by another open: wait for it, then look again. */
         const uint64_t id = f->id;
@@ -1491,6 +1524,38 @@ int fs_view_get_stat(fs_cache *c, const dlp_policy *pol, int rootfd, const char 
             pthread_cond_wait(&c->built, &c->lock);
         pthread_mutex_unlock(&c->lock);
     }
+}
+
+int fs_view_prebuild(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel, uint64_t max)
+{
+    struct stat st;
+    int r = fs_source_stat(rootfd, rel, &st);
+    if (r < 0)
+        return r;
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max)
+        return 0; /* an open answers these without a view */
+    fs_view_key k;
+    fs_view_key_from_stat(&st, dlp_policy_hash(pol), &k);
+    pthread_mutex_lock(&c->lock);
+    int have = lookup_locked(c, &k) != NULL || inflight_find(c, &k) != NULL;
+    if (!have && c->spill_dirfd >= 0) /* taking it back from disk is the open's (cheap) business */
+        for (spilled *e = c->spill_buckets[key_bucket(&k)]; e && !have; e = e->hnext)
+            have = key_equal(&e->meta->key, &k);
+    /* A guess never takes more than a quarter of the cache (evicting views
+     * that were really opened for it). */
+    const int big = (uint64_t)st.st_size > c->cap / 4;
+    if (!have && big)
+        c->prebuild_skipped++;
+    pthread_mutex_unlock(&c->lock);
+    if (have)
+        return 0;
+    if (big)
+        return -EBUSY;
+    fs_view *v = NULL;
+    r = build_and_insert(c, pol, rootfd, rel, max, &k, 1, &v);
+    if (r == 0 && v)
+        fs_view_unref(c, v); /* the cache keeps its own reference */
+    return r;
 }
 
 void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out)
@@ -1509,5 +1574,8 @@ void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out)
     out->spill_bad = c->spill_bad;
     out->build_waits = c->build_waits;
     out->build_peak = c->build_peak;
+    out->prebuilds = c->prebuilds;
+    out->prebuild_hits = c->prebuild_hits;
+    out->prebuild_skipped = c->prebuild_skipped;
     pthread_mutex_unlock(&c->lock);
 }
