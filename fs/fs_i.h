@@ -92,7 +92,9 @@ typedef struct fs_unmount_helper {
     struct fs_ident_waiter *qhead, *qtail;
     int asking;   /* a thread is asking the helper (lock not held meanwhile) */
     char *answer; /* the asker's receive buffer */
+    uint32_t last_id; /* of the last question asked */
     uint64_t questions, round_trips;
+    uint64_t timeouts, late; /* questions left unanswered; answers that came too late */
 } fs_unmount_helper;
 int fs_unmount_helper_start(const char *mountpoint, fs_unmount_helper *h);
 /* Who process `pid` is, for the ledger ("" where unknown), asked of the

@@ -47,6 +47,7 @@
 #include <linux/landlock.h>
 #include <grp.h>
 #include <pthread.h>
+#include <poll.h>
 #include <pwd.h>
 #include <seccomp.h>
 #include <semaphore.h>
@@ -62,6 +63,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* <linux/fuse.h>'s FUSE_DEV_IOC_CLONE (that header clashes with libfuse's). */
@@ -86,13 +88,19 @@
 /* The helper's requests: 'u' unmount now; 'i' + n pids: who those
  * processes are (a Landlock-confined daemon may not read other processes'
  * /proc/PID/exe links, which need ptrace-level access, nor with reads
- * confined their comm and cgroup). The answer, one message: for each pid in
- * order exe NUL comm NUL cgroup NUL, each "" when unknown. Opens that ask at
- * the same time share one question (fs_helper_identify), so a busy mount
- * pays one round trip, and one wake-up of the helper, for several opens. */
+ * confined their comm and cgroup). The answer, one message: the question's
+ * id, then for each pid in order exe NUL comm NUL cgroup NUL, each "" when
+ * unknown. Opens that ask at the same time share one question
+ * (fs_helper_identify), so a busy mount pays one round trip, and one
+ * wake-up of the helper, for several opens. An answer that does not come
+ * within IDENT_TIMEOUT_MS leaves the readers unknown ("") rather than the
+ * opens waiting forever; the id lets the next question tell a late answer
+ * from its own, so a late answer is never taken for another reader's. */
 #define IDENT_BATCH 16
+#define IDENT_TIMEOUT_MS 2000
 struct helper_req {
     char op;
+    uint32_t id;
     int32_t n;
     int32_t pids[IDENT_BATCH];
 };
@@ -104,7 +112,7 @@ struct helper_req {
 #define IDENT_MAX (IDENT_EXE + IDENT_COMM + IDENT_CGROUP)
 /* The largest answer (about 75 KB) fits one SOCK_SEQPACKET message within
  * the default socket buffer (net.core.wmem_default, 208 KiB). */
-#define IDENT_ANSWER (IDENT_BATCH * (IDENT_MAX + 3))
+#define IDENT_ANSWER (sizeof(uint32_t) + IDENT_BATCH * (IDENT_MAX + 3))
 
 /* Up to `max` bytes of a small /proc file; the count (0 when unreadable). */
 static size_t read_small(const char *path, char *out, size_t max)
@@ -233,7 +241,8 @@ static void helper_loop(int sock, const char *mountpoint)
             continue;
         if (n >= (ssize_t)HELPER_REQ_MIN && q.op == 'i' && q.n >= 1 && q.n <= IDENT_BATCH &&
             n == (ssize_t)(HELPER_REQ_MIN + (size_t)q.n * sizeof q.pids[0])) {
-            size_t k = 0;
+            memcpy(ans, &q.id, sizeof q.id);
+            size_t k = sizeof q.id;
             for (int32_t i = 0; i < q.n; i++)
                 k += ident_read_kept((pid_t)q.pids[i], ans + k);
             if (send(sock, ans, k, MSG_NOSIGNAL) < 0) {
@@ -241,8 +250,8 @@ static void helper_loop(int sock, const char *mountpoint)
                     break;
                 /* Too large for the socket (EMSGSIZE) or other trouble: an
                  * empty answer ("" for every reader) rather than none, for
-                 * which the asking open would wait forever. */
-                if (send(sock, ans, 0, MSG_NOSIGNAL) < 0 && errno == EPIPE)
+                 * which the asking open would wait out its timeout. */
+                if (send(sock, ans, sizeof q.id, MSG_NOSIGNAL) < 0 && errno == EPIPE)
                     break;
             }
             continue;
@@ -335,6 +344,39 @@ struct fs_ident_waiter {
     sem_t wake;
 };
 
+/* The helper's answer to question `id` in h->answer: its length, or -1
+ * when none came within IDENT_TIMEOUT_MS (a helper stopped or stuck). An
+ * answer to an earlier question, late, is dropped. */
+static ssize_t recv_answer(fs_unmount_helper *h, int fd, uint32_t id)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        const long spent = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        const int r = spent >= IDENT_TIMEOUT_MS ? 0 : poll(&pfd, 1, (int)(IDENT_TIMEOUT_MS - spent));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            h->timeouts++;
+            log_warn("msg=\"no answer from the unmount helper: readers recorded as unknown\" "
+                     "question=%u timeout_ms=%d", id, IDENT_TIMEOUT_MS);
+            return -1;
+        }
+        const ssize_t n = recv(fd, h->answer, IDENT_ANSWER, MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n < (ssize_t)sizeof id)
+            return -1; /* the helper is gone (0) or the socket failed */
+        uint32_t got;
+        memcpy(&got, h->answer, sizeof got);
+        if (got == id)
+            return n;
+        h->late++; /* an answer to a question that gave up waiting */
+    }
+}
+
 /* The same shape as the ledger's group commit: whoever finds no question
  * in flight asks for everything queued (up to IDENT_BATCH) in one message,
  * fills in every waiter's answer, wakes each one alone (no herd on the
@@ -366,7 +408,7 @@ void fs_helper_identify(fs_unmount_helper *h, pid_t pid, fs_proc_ident *out)
         h->asking = 1; /* the queue was empty: we are its head */
     }
     /* Ask for the head of the queue (ours first) in one message. */
-    struct helper_req q = {.op = 'i'};
+    struct helper_req q = {.op = 'i', .id = ++h->last_id};
     struct fs_ident_waiter *batch = h->qhead, *last = NULL;
     for (struct fs_ident_waiter *b = batch; b && q.n < IDENT_BATCH; b = b->next) {
         q.pids[q.n++] = (int32_t)b->pid;
@@ -383,13 +425,11 @@ void fs_helper_identify(fs_unmount_helper *h, pid_t pid, fs_proc_ident *out)
 
     ssize_t n = -1;
     const size_t qlen = HELPER_REQ_MIN + (size_t)q.n * sizeof q.pids[0];
-    if (fd >= 0 && send(fd, &q, qlen, MSG_NOSIGNAL) == (ssize_t)qlen) {
-        do
-            n = recv(fd, h->answer, IDENT_ANSWER, 0);
-        while (n < 0 && errno == EINTR);
-    }
+    if (fd >= 0 && send(fd, &q, qlen, MSG_NOSIGNAL) == (ssize_t)qlen)
+        n = recv_answer(h, fd, q.id);
     /* No answer, or a short one: "" (unknown) for whatever is missing. */
-    const char *p = h->answer, *end = h->answer + (n > 0 ? n : 0);
+    const size_t idlen = sizeof q.id;
+    const char *p = h->answer + idlen, *end = h->answer + (n > (ssize_t)idlen ? (size_t)n : idlen);
     for (struct fs_ident_waiter *b = batch; b; b = b->next)
         p = ident_parse(p, end, b->out);
 

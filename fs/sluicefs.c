@@ -1865,8 +1865,9 @@ out_ledger:
     ledger_close(g.ledger);
 out_unmount:
     if (g.helper.round_trips)
-        log_info("msg=\"reader identities\" questions=%llu round_trips=%llu",
-                 (unsigned long long)g.helper.questions, (unsigned long long)g.helper.round_trips);
+        log_info("msg=\"reader identities\" questions=%llu round_trips=%llu timeouts=%llu late=%llu",
+                 (unsigned long long)g.helper.questions, (unsigned long long)g.helper.round_trips,
+                 (unsigned long long)g.helper.timeouts, (unsigned long long)g.helper.late);
     /* The helper unmounts (a confined daemon may not); libfuse then finds
      * the connection gone and only closes its descriptor. */
     fs_unmount_helper_run(&g.helper);
