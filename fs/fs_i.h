@@ -185,8 +185,9 @@ typedef struct fs_cache fs_cache;
 
 /* cap: bytes of view data kept in memory. Views that left the cache while
  * open files still hold them count against it until released (the cache
- * then keeps that much less), so view memory stays within cap unless the
- * files held open at once need more by themselves. */
+ * then keeps that much less), and so do views of large files being built,
+ * so view memory stays within cap unless the files held open (or being
+ * built) at once need more by themselves. */
 int fs_cache_new(uint64_t cap, fs_cache **out);
 /* Also keep evicted views zstd-compressed in a fresh private directory made
  * under `dir` (removed by fs_cache_free), up to `cap` compressed bytes. Only
@@ -233,9 +234,11 @@ void fs_view_unref(fs_cache *c, fs_view *v);
  * stay alive until released. */
 void fs_cache_clear(fs_cache *c);
 
-/* Views under construction may take at most about `bytes` of memory
- * together (a file larger than that is built alone), and at most `builds`
- * run at once; more wait. Two opens of the same version never build it
+/* Builds may take at most about `bytes` of memory together besides the
+ * views of files of 1 MiB or more, which count against the cache's cap from
+ * the moment their build knows it makes one (the least recently used views
+ * make room then); a build that takes more than `bytes` runs alone, at most
+ * `builds` run at once; more wait. Two opens of the same version never build it
  * twice: the second waits for the first. Defaults: FS_BUILD_MEMORY and the
  * number of processors (at least 2); builds == 0 keeps the number. */
 #define FS_BUILD_MEMORY (64ull << 20)

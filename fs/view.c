@@ -70,6 +70,7 @@ struct fs_cache {
     fs_view *lru_head, *lru_tail; /* head = most recently used */
     uint64_t cap, bytes, count;
     uint64_t held_bytes; /* see fs_view.held */
+    uint64_t reserved;   /* views of large files being built (cache_reserve) */
     uint64_t hits, misses, builds, evictions;
     /* views under construction (see fs_cache_set_build_limits) */
     pthread_cond_t built;         /* broadcast whenever a build ends */
@@ -217,7 +218,7 @@ static int cache_remove(fs_cache *c, fs_view *v)
 
 static void cache_trim(fs_cache *c, fs_view **freelist)
 {
-    while (c->bytes + c->held_bytes > c->cap && c->lru_tail != NULL) {
+    while (c->bytes + c->held_bytes + c->reserved > c->cap && c->lru_tail != NULL) {
         fs_view *v = c->lru_tail;
         c->evictions++;
         v->evicted = 1;
@@ -441,11 +442,37 @@ oom:
 uint64_t fs_build_cost(uint64_t size)
 {
     /* whole: source + dlp_sanitize's output and stream buffers; streamed:
-     * the feeder's pieces + the view (+1/8 for labels) + the engine's round
-     * buffer */
+     * the feeder's pieces + the engine's round buffer. The view of a file of
+     * BUILD_CHUNK or more counts against the cache instead (cache_reserve). */
     if (size < BUILD_CHUNK)
         return 3 * size + (64u << 10);
-    return 3 * BUILD_CHUNK + size + size / 8 + (1u << 20);
+    return 3 * BUILD_CHUNK + (1u << 20);
+}
+
+/* What the view of a large file is charged against the cache while built:
+ * its size, +1/8 for labels longer than what they replace. */
+static uint64_t view_reserve_size(uint64_t size)
+{
+    return size < BUILD_CHUNK ? 0 : size + size / 8;
+}
+
+/* The view of a large file counts against the cache from the moment its
+ * build knows it will make one (type allowed, not when it is done: a
+ * refused file takes no room): the least recently used views make room
+ * now, so that views and views being built stay within the cache size
+ * together, and build memory is only what a build needs besides its view.
+ * Idempotent across a build's attempts (*reserved: what it holds). */
+static void cache_reserve(fs_cache *c, uint64_t *reserved, uint64_t want)
+{
+    if (c == NULL || want <= *reserved)
+        return;
+    fs_view *dead = NULL;
+    pthread_mutex_lock(&c->lock);
+    c->reserved += want - *reserved;
+    *reserved = want;
+    cache_trim(c, &dead);
+    pthread_mutex_unlock(&c->lock);
+    free_list_spill(c, dead);
 }
 
 typedef struct vbuf {
@@ -809,8 +836,8 @@ static int copy_hits(fs_view *v, const dlp_rule_hits *h, size_t n)
 /* One attempt at the view of `rel`: 0 with *out (maybe a refusal view),
  * -EAGAIN when the source changed while read (try again), or the source's
  * own error (-ENOENT, -EFBIG, -EPERM...). */
-static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel, uint64_t max,
-                             uint8_t *ring, fs_view **out)
+static int view_build_stream(fs_cache *c, uint64_t *reserved, const dlp_policy *pol, int rootfd,
+                             const char *rel, uint64_t max, uint8_t *ring, fs_view **out)
 {
     struct timespec read_at;
     clock_gettime(CLOCK_REALTIME, &read_at);
@@ -878,8 +905,10 @@ static int view_build_stream(const dlp_policy *pol, int rootfd, const char *rel,
         mode = M_REFUSE;
     } else if (strncmp(t.encoding, "utf-16", 6) == 0 || t.document) {
         mode = M_WHOLE;
+        cache_reserve(c, reserved, view_reserve_size(size));
         r = vbuf_reserve(&whole, size + 1);
     } else {
+        cache_reserve(c, reserved, view_reserve_size(size));
         r = vbuf_reserve(&b.out, size + size / 8 + 4096);
         if (r == 0)
             r = dlp_stream_new(pol, build_out, NULL, &b, &ds);
@@ -1306,6 +1335,8 @@ static int inflight_running(fs_cache *c, uint64_t id)
 /* ---- build threads -------------------------------------------------------- */
 
 typedef struct build_job {
+    fs_cache *c;
+    uint64_t reserved; /* of the cache, for the view (cache_reserve) */
     const dlp_policy *pol; /* the caller holds it (and waits) for the job's life */
     int rootfd;
     const char *rel;
@@ -1322,7 +1353,7 @@ static void run_job(build_job *j, uint8_t *piece)
     for (int i = 0; i < FS_SOURCE_READ_ATTEMPTS && j->r == -EAGAIN; i++) {
         if (i > 0)
             fs_source_settle(i);
-        j->r = view_build_stream(j->pol, j->rootfd, j->rel, j->max, piece, &j->v);
+        j->r = view_build_stream(j->c, &j->reserved, j->pol, j->rootfd, j->rel, j->max, piece, &j->v);
     }
 }
 
@@ -1422,7 +1453,7 @@ static int build_and_insert(fs_cache *c, const dlp_policy *pol, int rootfd, cons
     else
         c->misses++;
     c->builds++;
-    build_job job = {.pol = pol, .rootfd = rootfd, .rel = rel, .max = max};
+    build_job job = {.c = c, .pol = pol, .rootfd = rootfd, .rel = rel, .max = max};
     if (pool_start_locked(c) == 0) {
         if (c->jobs_tail)
             c->jobs_tail->next = &job;
@@ -1439,6 +1470,11 @@ static int build_and_insert(fs_cache *c, const dlp_policy *pol, int rootfd, cons
     }
     fs_view *v = job.v;
     int r = job.r;
+    if (job.reserved) { /* the view itself is counted from here on (cache_insert) */
+        pthread_mutex_lock(&c->lock);
+        c->reserved -= job.reserved;
+        pthread_mutex_unlock(&c->lock);
+    }
     if (r == 0) {
         log_debug("msg=\"view built\" path=\"%s\" view=%llu source_size=%lld size=%zu status=%d "
                   "racy=%d prebuilt=%d",
