@@ -255,6 +255,7 @@ typedef struct fs_cache_stats {
     uint64_t prebuilds;       /* views built ahead of an open (fs_view_prebuild) */
     uint64_t prebuild_hits;   /* lookups that found a prebuilt view (first use only) */
     uint64_t prebuild_skipped; /* prebuilds not started: no room */
+    uint64_t recycled;        /* builds that took an evicted view's memory for theirs */
 } fs_cache_stats;
 void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out);
 

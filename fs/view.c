@@ -77,6 +77,7 @@ struct fs_cache {
     struct inflight *inflight;    /* builds running or waiting for room */
     uint64_t build_budget, build_used, build_peak, build_waits, next_build_id;
     uint64_t prebuilds, prebuild_hits, prebuild_skipped;
+    uint64_t recycled; /* builds whose view buffer was an evicted view's memory */
     unsigned build_max, builds_running;
     /* Builds run on a few threads of their own, started at the first build
      * (not before: the daemon forks after making the cache): what a build
@@ -456,24 +457,6 @@ static uint64_t view_reserve_size(uint64_t size)
     return size < BUILD_CHUNK ? 0 : size + size / 8;
 }
 
-/* The view of a large file counts against the cache from the moment its
- * build knows it will make one (type allowed, not when it is done: a
- * refused file takes no room): the least recently used views make room
- * now, so that views and views being built stay within the cache size
- * together, and build memory is only what a build needs besides its view.
- * Idempotent across a build's attempts (*reserved: what it holds). */
-static void cache_reserve(fs_cache *c, uint64_t *reserved, uint64_t want)
-{
-    if (c == NULL || want <= *reserved)
-        return;
-    fs_view *dead = NULL;
-    pthread_mutex_lock(&c->lock);
-    c->reserved += want - *reserved;
-    *reserved = want;
-    cache_trim(c, &dead);
-    pthread_mutex_unlock(&c->lock);
-    free_list_spill(c, dead);
-}
 
 typedef struct vbuf {
     uint8_t *data;
@@ -526,6 +509,49 @@ static int vbuf_reserve(vbuf *b, size_t need)
     return 0;
 }
 
+/* The view of a large file counts against the cache from the moment its
+ * build knows it will make one (type allowed, not when it is done: a
+ * refused file takes no room): the least recently used views make room
+ * now, so that views and views being built stay within the cache size
+ * together, and build memory is only what a build needs besides its view.
+ * Idempotent across a build's attempts (*reserved: what it holds).
+ *
+ * The memory of a view that leaves the cache for this room becomes the new
+ * view's buffer when `reuse` is given and still empty: its pages are
+ * faulted in already, while fresh ones cost a fault and zeroing each (and,
+ * in a virtual machine whose balloon reports free pages to the host, a
+ * host fault: 1-2 s per GB measured, against 0.4 s for a recycled page). */
+static void cache_reserve(fs_cache *c, uint64_t *reserved, uint64_t want, vbuf *reuse)
+{
+    if (c == NULL || want <= *reserved)
+        return;
+    fs_view *dead = NULL;
+    pthread_mutex_lock(&c->lock);
+    c->reserved += want - *reserved;
+    *reserved = want;
+    cache_trim(c, &dead);
+    pthread_mutex_unlock(&c->lock);
+    const int had = reuse && reuse->data;
+    while (dead) {
+        fs_view *v = dead;
+        dead = v->hnext;
+        spill_out(c, v); /* evicted: kept on disk when spilling is on */
+        if (reuse && reuse->data == NULL && v->map_len && v->data) {
+            reuse->data = v->data;
+            reuse->cap = v->map_len;
+            reuse->mapped = 1;
+            v->data = NULL;
+            v->map_len = 0;
+        }
+        view_destroy(v);
+    }
+    if (reuse && reuse->data && !had) {
+        pthread_mutex_lock(&c->lock);
+        c->recycled++;
+        pthread_mutex_unlock(&c->lock);
+    }
+}
+
 /* Hand the bytes to `v`, giving back the unused tail of a mapping. */
 static void vbuf_give(vbuf *b, fs_view *v)
 {
@@ -536,6 +562,8 @@ static void vbuf_give(vbuf *b, fs_view *v)
             keep = pg;
         if (keep < b->cap && mremap(b->data, b->cap, keep, 0) != MAP_FAILED)
             b->cap = keep; /* shrinking in place never moves */
+        if (b->len < keep && b->len < b->cap) /* recycled memory: nothing of another view past the end */
+            memset(b->data + b->len, 0, (keep < b->cap ? keep : b->cap) - b->len);
         v->map_len = b->cap;
     }
     v->data = b->data;
@@ -905,10 +933,10 @@ static int view_build_stream(fs_cache *c, uint64_t *reserved, const dlp_policy *
         mode = M_REFUSE;
     } else if (strncmp(t.encoding, "utf-16", 6) == 0 || t.document) {
         mode = M_WHOLE;
-        cache_reserve(c, reserved, view_reserve_size(size));
+        cache_reserve(c, reserved, view_reserve_size(size), NULL);
         r = vbuf_reserve(&whole, size + 1);
     } else {
-        cache_reserve(c, reserved, view_reserve_size(size));
+        cache_reserve(c, reserved, view_reserve_size(size), &b.out);
         r = vbuf_reserve(&b.out, size + size / 8 + 4096);
         if (r == 0)
             r = dlp_stream_new(pol, build_out, NULL, &b, &ds);
@@ -1423,21 +1451,18 @@ static void inflight_remove_locked(fs_cache *c, const inflight *me)
 /* Build the view for key `k` (the source as stat'ed just before) and
  * insert it: one build per version at a time, within the build limits.
  * prebuild: not for an open (fs_view_prebuild): -EBUSY at once instead of
- * waiting for room, and the view is marked prebuilt. */
+ * waiting for room, and the view is marked prebuilt. Called with c->lock
+ * held, right after the caller found no view and no build of `k` under it
+ * (so that two opens never both start one: the second waits). */
 static int build_and_insert(fs_cache *c, const dlp_policy *pol, int rootfd, const char *rel,
                             uint64_t max, const fs_view_key *k, int prebuild, fs_view **out)
 {
     inflight me = {.key = *k};
     const uint64_t cost = fs_build_cost((uint64_t)k->size);
-    pthread_mutex_lock(&c->lock);
-    if (prebuild) { /* being built already, or no room: readahead never waits nor queues */
-        const int busy = inflight_find(c, k) != NULL;
-        if (busy || !build_room_locked(c, cost)) {
-            if (!busy)
-                c->prebuild_skipped++;
-            pthread_mutex_unlock(&c->lock);
-            return busy ? 0 : -EBUSY;
-        }
+    if (prebuild && !build_room_locked(c, cost)) { /* readahead never waits nor queues */
+        c->prebuild_skipped++;
+        pthread_mutex_unlock(&c->lock);
+        return -EBUSY;
     }
     me.id = ++c->next_build_id;
     me.next = c->inflight;
@@ -1548,11 +1573,14 @@ int fs_view_get_stat(fs_cache *c, const dlp_policy *pol, int rootfd, const char 
             }
         }
         pthread_mutex_lock(&c->lock);
-        inflight *f = round < BUILD_WAIT_ROUNDS ? inflight_find(c, &k) : NULL;
-        if (f == NULL) {
+        if (hit == NULL && round < BUILD_WAIT_ROUNDS && lookup_locked(c, &k)) {
+            /* inserted since the peek (a build that ended meanwhile) */
             pthread_mutex_unlock(&c->lock);
-            return build_and_insert(c, pol, rootfd, rel, max, &k, 0, out);
+            continue;
         }
+        inflight *f = round < BUILD_WAIT_ROUNDS ? inflight_find(c, &k) : NULL;
+        if (f == NULL)
+            return build_and_insert(c, pol, rootfd, rel, max, &k, 0, out); /* unlocks */
         /* Being built by another open: wait for it, then look again. */
         const uint64_t id = f->id;
         c->build_waits++;
@@ -1582,13 +1610,12 @@ int fs_view_prebuild(fs_cache *c, const dlp_policy *pol, int rootfd, const char 
     const int big = (uint64_t)st.st_size > c->cap / 4;
     if (!have && big)
         c->prebuild_skipped++;
-    pthread_mutex_unlock(&c->lock);
-    if (have)
-        return 0;
-    if (big)
-        return -EBUSY;
+    if (have || big) {
+        pthread_mutex_unlock(&c->lock);
+        return have ? 0 : -EBUSY;
+    }
     fs_view *v = NULL;
-    r = build_and_insert(c, pol, rootfd, rel, max, &k, 1, &v);
+    r = build_and_insert(c, pol, rootfd, rel, max, &k, 1, &v); /* unlocks */
     if (r == 0 && v)
         fs_view_unref(c, v); /* the cache keeps its own reference */
     return r;
@@ -1613,5 +1640,6 @@ void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out)
     out->prebuilds = c->prebuilds;
     out->prebuild_hits = c->prebuild_hits;
     out->prebuild_skipped = c->prebuild_skipped;
+    out->recycled = c->recycled;
     pthread_mutex_unlock(&c->lock);
 }
