@@ -293,6 +293,8 @@ fi
 stopfs "$MS" "$SPID"; SPID=
 gc=$(grep -o 'records=[0-9]* commits=[0-9]*.*records_per_commit=[0-9.]*' "$W/sluicefs.log" | tail -1)
 echo "  ledger group commit over the run: ${gc:-(not logged)}"
+vc=$(grep 'msg="view cache"' "$W/sluicefs.log" | grep -o 'builds=.*' | tail -1)
+echo "  view cache over the run (prebuilds: views built ahead of sequential opens): ${vc:-(not logged)}"
 id=$(grep -o 'questions=[0-9]* round_trips=[0-9]*' "$W/sluicefs.log" | tail -1)
 echo "  reader identities asked of the helper: ${id:-(not logged)}"
 echo "bench_fs: ok"
