@@ -69,7 +69,7 @@
 
 struct fs_opts {
     char *policy, *ledger, *ledger_key, *cache_size, *max_file_size, *session, *log_level;
-    char *spill_dir, *spill_size, *build_memory, *user;
+    char *spill_dir, *spill_size, *build_memory, *user, *readahead;
     int hide_denied;
     int no_sandbox;
     int no_prebuild;
@@ -140,6 +140,7 @@ static struct {
 
     sem_t hup_sem;
     atomic_int stopping;
+    unsigned readahead; /* the mount's readahead, bytes (0: the kernel's) */
     fs_unmount_helper helper; /* unmounts; reads /proc/PID/exe for us */
 } g;
 
@@ -1303,8 +1304,11 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
     if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
         conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
     conn->max_read = FS_MAX_READ; /* must equal the max_read mount option */
-    if (conn->max_readahead < FS_MAX_READ)
-        conn->max_readahead = FS_MAX_READ; /* the kernel lowers it to its own limit */
+    /* the kernel lowers it to its own limit: the backing device's readahead
+     * (see set_readahead) */
+    const unsigned ra = g.readahead > FS_MAX_READ ? g.readahead : FS_MAX_READ;
+    if (conn->max_readahead < ra)
+        conn->max_readahead = ra;
 }
 
 static const struct fuse_lowlevel_ops fs_ops = {
@@ -1447,6 +1451,7 @@ static const struct fuse_opt fs_optspec[] = {
     FS_OPT("spill_dir=%s", spill_dir),
     FS_OPT("spill_size=%s", spill_size),
     FS_OPT("build_memory=%s", build_memory),
+    FS_OPT("readahead=%s", readahead),
     FS_OPT("hide_denied", hide_denied),
     FS_OPT("no_sandbox", no_sandbox),
     FS_OPT("no_prebuild", no_prebuild),
@@ -1503,6 +1508,7 @@ static void usage(const char *prog)
            "    spill_dir=DIR        keep evicted views zstd-compressed under DIR\n"
            "    spill_size=SIZE      disk for spilled views (default 4G)\n"
            "    build_memory=SIZE    memory for views being built (default 64M)\n"
+           "    readahead=SIZE       kernel readahead on the mount (default 1M, 0: the kernel's)\n"
            "    hide_denied          leave refused files out of listings\n"
            "    user=NAME            run as this unprivileged user once mounted\n"
            "    no_sandbox           do not confine the daemon (debugging only)\n"
@@ -1541,6 +1547,43 @@ static int fs_exit_mnt(struct fuse_args *args, char *mountpoint, int code)
 {
     free(mountpoint);
     return fs_exit(args, code);
+}
+
+/* The kernel reads ahead of a sequential reader 128 KiB at a time by
+ * default (and FUSE's INIT cannot raise that): each step is a FUSE read
+ * request, a wake-up of a worker and a copy. A view is in memory once
+ * opened, so reading further ahead costs nothing but memory the page cache
+ * would take anyway: the mount's readahead is raised to `bytes` (max_read,
+ * 1 MiB, by default) through its backing device's sysfs file, found by the
+ * mount's device number in /proc/self/mountinfo (a stat of the mount
+ * point would wait for the FUSE session, which is not served yet). Root
+ * only, before confinement; where it cannot be set, the kernel's stays. */
+static void set_readahead(const char *mountpoint, uint64_t bytes)
+{
+    FILE *mi = fopen("/proc/self/mountinfo", "re");
+    if (!mi)
+        return;
+    char line[8192], dev[32] = "";
+    unsigned maj, min;
+    while (fgets(line, sizeof line, mi)) {
+        char mnt[4096];
+        /* id parent major:minor root mountpoint ...; the last mount wins */
+        if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mnt) == 3 &&
+            strcmp(mnt, mountpoint) == 0)
+            snprintf(dev, sizeof dev, "%u:%u", maj, min);
+    }
+    fclose(mi);
+    char path[96];
+    snprintf(path, sizeof path, "/sys/class/bdi/%s/read_ahead_kb", dev);
+    FILE *f = dev[0] ? fopen(path, "we") : NULL;
+    int ok = f && fprintf(f, "%llu\n", (unsigned long long)(bytes >> 10)) > 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (ok)
+        log_debug("msg=\"readahead set\" bdi=%s kb=%llu", dev, (unsigned long long)(bytes >> 10));
+    else
+        log_info("msg=\"readahead left as the kernel set it\" bdi=\"%s\" err=\"%s\"", dev,
+                 dev[0] ? strerror(errno) : "mount not found");
 }
 
 /* ---- confinement --------------------------------------------------------------------------- */
@@ -1728,6 +1771,11 @@ int main(int argc, char **argv)
         }
         ledger_close(probe);
     }
+    uint64_t readahead = FS_MAX_READ;
+    if (g.o.readahead && (parse_size(g.o.readahead, &readahead) < 0 || readahead > (64u << 20))) {
+        sluice_err("readahead=%s: not a size up to 64M", g.o.readahead);
+        return fs_exit_mnt(&args, cmd.mountpoint, 2);
+    }
     uint64_t build_mem = FS_BUILD_MEMORY;
     if (g.o.build_memory && (parse_size(g.o.build_memory, &build_mem) < 0 || build_mem == 0)) {
         sluice_err("build_memory=%s: not a size", g.o.build_memory);
@@ -1789,6 +1837,9 @@ int main(int argc, char **argv)
         fuse_session_destroy(g.se);
         return fs_exit_mnt(&args, cmd.mountpoint, 1);
     }
+    g.readahead = (unsigned)readahead;
+    if (readahead)
+        set_readahead(cmd.mountpoint, readahead);
     if (!cmd.foreground)
         log_use_syslog(1);
     if (fuse_daemonize(cmd.foreground) != 0) {
