@@ -94,20 +94,24 @@ typedef struct fs_unmount_helper {
     char *answer; /* the asker's receive buffer */
     uint32_t last_id; /* of the last question asked */
     uint64_t questions, round_trips;
+    uint32_t owed; /* a question the helper has not answered yet (0: none) */
     uint64_t timeouts, late; /* questions left unanswered; answers that came too late */
+    uint64_t unasked;        /* questions not asked while one was owed */
 } fs_unmount_helper;
 int fs_unmount_helper_start(const char *mountpoint, fs_unmount_helper *h);
 /* Who process `pid` is, for the ledger ("" where unknown), asked of the
  * helper (a confined daemon may read none of /proc/PID) while the open
  * that asks waits: read afresh for every question, never remembered (an
  * exec, a new comm or cgroup, or a pid reused by another process shows at
- * once). Concurrent questions share one round trip. */
+ * once). Concurrent questions share one round trip. 0, or -EIO when the
+ * helper did not answer within its time (stopped, stuck or gone): the open
+ * must then be refused. */
 typedef struct fs_proc_ident {
     char exe[PATH_MAX];
     char comm[64];
     char cgroup[512];
 } fs_proc_ident;
-void fs_helper_identify(fs_unmount_helper *h, pid_t pid, fs_proc_ident *out);
+int fs_helper_identify(fs_unmount_helper *h, pid_t pid, fs_proc_ident *out);
 /* Unmount now (lazily) and wait for the helper. */
 void fs_unmount_helper_run(fs_unmount_helper *h);
 

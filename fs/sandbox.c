@@ -93,11 +93,14 @@
  * unknown. Opens that ask at the same time share one question
  * (fs_helper_identify), so a busy mount pays one round trip, and one
  * wake-up of the helper, for several opens. An answer that does not come
- * within IDENT_TIMEOUT_MS leaves the readers unknown ("") rather than the
- * opens waiting forever; the id lets the next question tell a late answer
- * from its own, so a late answer is never taken for another reader's. */
+ * within IDENT_TIMEOUT_MS fails the opens that asked (they are refused and
+ * recorded: an access whose reader cannot be named is not served) rather
+ * than leaving them waiting for ever; the id lets the next question tell a
+ * late answer from its own, so a late answer is never taken for another
+ * reader's. */
 #define IDENT_BATCH 16
 #define IDENT_TIMEOUT_MS 2000
+#define IDENT_UNMOUNT_WAIT_MS 10000
 struct helper_req {
     char op;
     uint32_t id;
@@ -341,13 +344,14 @@ struct fs_ident_waiter {
     pid_t pid;
     fs_proc_ident *out;
     int done;
+    int rc; /* 0, or -EIO: the helper did not answer */
     sem_t wake;
 };
 
 /* The helper's answer to question `id` in h->answer: its length, or -1
- * when none came within IDENT_TIMEOUT_MS (a helper stopped or stuck). An
- * answer to an earlier question, late, is dropped. */
-static ssize_t recv_answer(fs_unmount_helper *h, int fd, uint32_t id)
+ * when none came within IDENT_TIMEOUT_MS (a helper stopped or stuck) or the
+ * helper is gone. Answers to other questions are dropped. */
+static ssize_t wait_answer(fs_unmount_helper *h, int fd, uint32_t id)
 {
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -358,12 +362,8 @@ static ssize_t recv_answer(fs_unmount_helper *h, int fd, uint32_t id)
         const int r = spent >= IDENT_TIMEOUT_MS ? 0 : poll(&pfd, 1, (int)(IDENT_TIMEOUT_MS - spent));
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0) {
-            h->timeouts++;
-            log_warn("msg=\"no answer from the unmount helper: readers recorded as unknown\" "
-                     "question=%u timeout_ms=%d", id, IDENT_TIMEOUT_MS);
+        if (r <= 0)
             return -1;
-        }
         const ssize_t n = recv(fd, h->answer, IDENT_ANSWER, MSG_DONTWAIT);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
@@ -373,21 +373,50 @@ static ssize_t recv_answer(fs_unmount_helper *h, int fd, uint32_t id)
         memcpy(&got, h->answer, sizeof got);
         if (got == id)
             return n;
-        h->late++; /* an answer to a question that gave up waiting */
     }
+}
+
+/* Ask question `q` (qlen bytes) and wait for its answer: its length, or -1.
+ * At most one question is ever left unanswered (h->owed): while the helper
+ * owes one, no other is sent (a stopped helper would otherwise have the
+ * questions pile up in the socket until a send blocks for good); its late
+ * answer is waited for first, as long as a question would be. Only the
+ * asker (h->asking) gets here. */
+static ssize_t ask_helper(fs_unmount_helper *h, int fd, const struct helper_req *q, size_t qlen)
+{
+    if (fd < 0)
+        return -1;
+    if (h->owed) {
+        if (wait_answer(h, fd, h->owed) < 0) {
+            h->unasked++;
+            return -1;
+        }
+        h->owed = 0;
+        h->late++;
+    }
+    if (send(fd, q, qlen, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)qlen)
+        return -1;
+    const ssize_t n = wait_answer(h, fd, q->id);
+    if (n < 0) {
+        h->owed = q->id;
+        h->timeouts++;
+        log_warn("msg=\"no answer from the unmount helper: opens refused until it answers\" "
+                 "question=%u timeout_ms=%d", q->id, IDENT_TIMEOUT_MS);
+    }
+    return n;
 }
 
 /* The same shape as the ledger's group commit: whoever finds no question
  * in flight asks for everything queued (up to IDENT_BATCH) in one message,
  * fills in every waiter's answer, wakes each one alone (no herd on the
  * lock) and hands the asking to the next in line. */
-void fs_helper_identify(fs_unmount_helper *h, pid_t pid, fs_proc_ident *out)
+int fs_helper_identify(fs_unmount_helper *h, pid_t pid, fs_proc_ident *out)
 {
     if (h->pid <= 0) { /* no helper: this only works unconfined */
         char ans[IDENT_MAX + 3];
         const size_t n = ident_read(pid, ans);
         ident_parse(ans, ans + n, out);
-        return;
+        return 0;
     }
     struct fs_ident_waiter w = {.pid = pid, .out = out};
     sem_init(&w.wake, 0, 0);
@@ -423,15 +452,17 @@ void fs_helper_identify(fs_unmount_helper *h, pid_t pid, fs_proc_ident *out)
     h->round_trips++;
     pthread_mutex_unlock(&h->lock);
 
-    ssize_t n = -1;
     const size_t qlen = HELPER_REQ_MIN + (size_t)q.n * sizeof q.pids[0];
-    if (fd >= 0 && send(fd, &q, qlen, MSG_NOSIGNAL) == (ssize_t)qlen)
-        n = recv_answer(h, fd, q.id);
-    /* No answer, or a short one: "" (unknown) for whatever is missing. */
+    const ssize_t n = ask_helper(h, fd, &q, qlen);
+    /* A short answer: "" (unknown) for whatever is missing (a reader gone,
+     * or an answer too large for the socket). No answer: every open of the
+     * batch fails (refused and recorded by the caller). */
     const size_t idlen = sizeof q.id;
     const char *p = h->answer + idlen, *end = h->answer + (n > (ssize_t)idlen ? (size_t)n : idlen);
-    for (struct fs_ident_waiter *b = batch; b; b = b->next)
+    for (struct fs_ident_waiter *b = batch; b; b = b->next) {
         p = ident_parse(p, end, b->out);
+        b->rc = n < 0 ? -EIO : 0;
+    }
 
     pthread_mutex_lock(&h->lock);
     for (struct fs_ident_waiter *b = batch; b; b = b->next)
@@ -450,10 +481,11 @@ void fs_helper_identify(fs_unmount_helper *h, pid_t pid, fs_proc_ident *out)
     if (next_asker)
         sem_post(&next_asker->wake);
     sem_destroy(&w.wake);
-    return;
+    return w.rc;
 out:
     pthread_mutex_unlock(&h->lock);
     sem_destroy(&w.wake);
+    return w.rc;
 }
 
 void fs_unmount_helper_run(fs_unmount_helper *h)
@@ -464,13 +496,25 @@ void fs_unmount_helper_run(fs_unmount_helper *h)
     pthread_mutex_lock(&h->lock);
     while (h->asking) /* the answer it waits for comes on this socket */
         pthread_cond_wait(&h->cond, &h->lock);
-    if (send(h->fd, &q, HELPER_REQ_MIN, MSG_NOSIGNAL) < 0)
+    /* never blocking: a stopped helper's socket may be full; closing it
+     * tells the helper as well */
+    if (send(h->fd, &q, HELPER_REQ_MIN, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         log_warn("msg=\"cannot reach the unmount helper\" err=\"%s\"", strerror(errno));
     close(h->fd);
     h->fd = -1;
     pthread_mutex_unlock(&h->lock);
-    while (waitpid(h->pid, NULL, 0) < 0 && errno == EINTR)
-        ;
+    /* Bounded: a helper stopped (SIGSTOP) or stuck does its work when it
+     * can (its socket is closed), but the daemon does not wait for ever. */
+    int waited_ms = 0;
+    pid_t w;
+    while ((w = waitpid(h->pid, NULL, WNOHANG)) == 0 && waited_ms < IDENT_UNMOUNT_WAIT_MS) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+        waited_ms += 20;
+    }
+    if (w == 0)
+        log_warn("msg=\"the unmount helper has not finished (stopped or stuck?): the mount goes when it "
+                 "does\" pid=%d waited_ms=%d", (int)h->pid, waited_ms);
     h->pid = 0;
     free(h->answer); /* the FUSE loop has ended: no question can come any more */
     h->answer = NULL;

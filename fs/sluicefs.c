@@ -200,13 +200,15 @@ struct reader {
     fs_proc_ident id; /* exe, comm, cgroup: read by the unconfined helper */
 };
 
-static void reader_identify(fuse_req_t req, struct reader *r)
+/* 0, or -EIO when who the reader is could not be learnt (pid, uid and gid,
+ * from the kernel, are always there) */
+static int reader_identify(fuse_req_t req, struct reader *r)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     r->pid = ctx->pid;
     r->uid = ctx->uid;
     r->gid = ctx->gid;
-    fs_helper_identify(&g.helper, r->pid, &r->id);
+    return fs_helper_identify(&g.helper, r->pid, &r->id);
 }
 
 static void next_request_id(char *out, size_t len)
@@ -943,14 +945,16 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
      * leader committing meanwhile waits for it (one fsync for both). */
     ledger_expect(g.ledger, 1);
     struct reader rd;
-    reader_identify(req, &rd);
+    const int who = reader_identify(req, &rd);
     ledger_expect(g.ledger, -1);
     char rid[48];
     next_request_id(rid, sizeof rid);
-    int served = r == 0 && v->status == 0;
+    int served = r == 0 && v->status == 0 && who == 0;
     const char *reason = NULL;
     char why[200];
-    if (r < 0) {
+    if (who < 0 && r == 0 && v->status == 0) {
+        reason = "who the reader is could not be learnt: the unmount helper did not answer";
+    } else if (r < 0) {
         reason = refusal_reason(r);
         if (reason == NULL) {
             snprintf(why, sizeof why, "could not read the source: %s", strerror(-r));
@@ -1916,9 +1920,11 @@ out_ledger:
     ledger_close(g.ledger);
 out_unmount:
     if (g.helper.round_trips)
-        log_info("msg=\"reader identities\" questions=%llu round_trips=%llu timeouts=%llu late=%llu",
+        log_info("msg=\"reader identities\" questions=%llu round_trips=%llu timeouts=%llu late=%llu "
+                 "unasked=%llu",
                  (unsigned long long)g.helper.questions, (unsigned long long)g.helper.round_trips,
-                 (unsigned long long)g.helper.timeouts, (unsigned long long)g.helper.late);
+                 (unsigned long long)g.helper.timeouts, (unsigned long long)g.helper.late,
+                 (unsigned long long)g.helper.unasked);
     /* The helper unmounts (a confined daemon may not); libfuse then finds
      * the connection gone and only closes its descriptor. */
     fs_unmount_helper_run(&g.helper);
