@@ -134,11 +134,11 @@ static int look_for_nul(const uint8_t *m, size_t size)
  * printed when the policy's size limit or, for 8-bit text (text8: its
  * encoding), a NUL byte anywhere in it would stop the stream part-way: a
  * first pass looks at it (mapped, see above; where it cannot be mapped,
- * read in `buf`, CHUNK bytes at a time). The stream checks every read
+ * read CHUNK bytes at a time into a buffer of its own). The stream checks every read
  * again, so a file changed in between still ends in a refusal, only after
  * some of its checked bytes. 0, or EXIT_ERROR with the reason said. */
 static int precheck_file(const dlp_policy *p, scan_ctx *c, int fd, uint64_t size, int text8,
-                         const char *encoding, uint8_t *buf)
+                         const char *encoding)
 {
     const uint64_t max = dlp_policy_max_size(p);
     if (size > max) {
@@ -149,22 +149,30 @@ static int precheck_file(const dlp_policy *p, scan_ctx *c, int fd, uint64_t size
     if (!text8)
         return 0;
     int nul = 0;
-    void *m = size <= SIZE_MAX ? mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0) : MAP_FAILED;
+    void *m = size <= SIZE_MAX ? mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
     if (m != MAP_FAILED) {
         madvise(m, (size_t)size, MADV_SEQUENTIAL);
         nul = look_for_nul(m, (size_t)size);
         munmap(m, (size_t)size);
         if (nul < 0) {
-            sluice_err("%s: could not check: the file changed (shorter) while read", c->name);
+            sluice_err("%s: could not check: could not read the file through its mapping (cut short "
+                       "while read, or a read error)", c->name);
             return EXIT_ERROR;
         }
+        goto looked;
     }
-    for (uint64_t at = 0; m == MAP_FAILED && !nul && at < size;) {
+    uint8_t *buf = malloc(CHUNK);
+    if (!buf) {
+        sluice_err("%s: out of memory", c->name);
+        return EXIT_ERROR;
+    }
+    for (uint64_t at = 0; !nul && at < size;) {
         const ssize_t k = pread(fd, buf, CHUNK, (off_t)at);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {
             sluice_err("%s: %s", c->name, strerror(errno));
+            free(buf);
             return EXIT_ERROR;
         }
         if (k == 0)
@@ -172,6 +180,8 @@ static int precheck_file(const dlp_policy *p, scan_ctx *c, int fd, uint64_t size
         nul = memchr(buf, 0, (size_t)k) != NULL;
         at += (uint64_t)k;
     }
+    free(buf);
+looked:
     if (nul) {
         sluice_err("%s: could not check: binary data (NUL bytes) inside a file classified as %s text",
                    c->name, encoding);
@@ -238,19 +248,10 @@ static int scan_fd(const dlp_policy *p, scan_ctx *c, int fd, const struct stat *
      * dlp_sanitize): a NUL byte in 8-bit text means binary data. */
     const int text8 = strcmp(t.encoding, "binary") != 0;
     if (st && S_ISREG(st->st_mode) && (uint64_t)st->st_size > (uint64_t)n) {
-        /* buf is reused for the look; what was read is read again */
-        if (precheck_file(p, c, fd, (uint64_t)st->st_size, text8, t.encoding, buf)) {
-            free(buf);
-            return EXIT_ERROR;
-        }
-        n = pread(fd, buf, CHUNK, 0);
-        if (n < 0) {
-            sluice_err("%s: %s", c->name, strerror(errno));
-            free(buf);
-            return EXIT_ERROR;
-        }
-        if (lseek(fd, n, SEEK_SET) < 0) {
-            sluice_err("%s: %s", c->name, strerror(errno));
+        /* buf keeps the bytes libmagic judged: they are what the stream
+         * starts with (never read again: a writer could have changed them
+         * to another type meanwhile), and it goes on from the offset after */
+        if (precheck_file(p, c, fd, (uint64_t)st->st_size, text8, t.encoding)) {
             free(buf);
             return EXIT_ERROR;
         }

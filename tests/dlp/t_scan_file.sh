@@ -75,8 +75,17 @@ if cc -shared -fPIC -O1 -o "$T_TMP/mmap_shim.so" "$ROOT/tests/dlp/mmap_shim.c" -
     rc=$? out=$(wc -c <"$T_TMP/cut.out")
     check_eq "file cut short while looked at: exit 2 (no crash)" 2 "$rc"
     check_eq "file cut short while looked at: nothing printed" 0 "$out"
-    check_contains "file cut short while looked at: says why" "$(cat "$T_TMP/cut.err")" "changed"
+    check_contains "file cut short while looked at: says why" "$(cat "$T_TMP/cut.err")" "cut short"
     check_eq "the shim did cut it" 4096 "$(stat -c %s "$T_TMP/cut.txt")"
+    # The bytes libmagic judged are the ones scanned and printed: a writer
+    # that turns the file's start into a denied type after the check does
+    # not get that start printed
+    cp "$T_TMP/c.txt" "$T_TMP/swap.txt"
+    SHIM_REWRITE=$T_TMP/swap.txt LD_PRELOAD=$T_TMP/mmap_shim.so "$SLUICE" scan --policy "$POLICY" "$T_TMP/swap.txt" >"$T_TMP/swap.out" 2>/dev/null
+    check "the shim did rewrite it" grep -q "BEGIN PGP MESSAGE" "$T_TMP/swap.txt"
+    check "start rewritten after the type check: the checked start is printed, not the new one" \
+        bash -c "! grep -q 'BEGIN PGP MESSAGE' '$T_TMP/swap.out'"
+    check_eq "and the rest as before" "$(tail -c 100000 "$T_TMP/str.out" | sha256sum)" "$(tail -c 100000 "$T_TMP/swap.out" | sha256sum)"
     ASAN_OPTIONS=$old_asan
 else
     not_ok "mmap shim compiled: $(head -3 "$T_TMP/cc.err")"
