@@ -153,6 +153,21 @@ typedef int (*dlp_finding_fn)(void *ctx, const dlp_finding *f);
 
 int dlp_stream_new(const dlp_policy *p, dlp_out_fn out, dlp_finding_fn on_finding,
                    void *ctx, dlp_stream **sp);
+/* A destination the caller owns, in place of `out`: the stream writes its
+ * output there directly rather than into a buffer of its own that `out`
+ * would copy from (one copy of every byte less). Per batch of output,
+ * reserve(ctx, len) returns `len` writable bytes right after everything
+ * committed so far (it may move what was committed; NULL fails the stream
+ * with -ENOMEM), the stream fills exactly those, then commit(ctx, len)
+ * makes them output (non-zero stops the stream, as from `out`). Reserved
+ * bytes are never output before their commit, and the batches and their
+ * bytes are exactly those `out` would get. `ctx` is dlp_stream_new's. Set
+ * before the first feed: 0, or -EINVAL. */
+typedef struct dlp_sink {
+    void *(*reserve)(void *ctx, size_t len);
+    int (*commit)(void *ctx, size_t len);
+} dlp_sink;
+int dlp_stream_set_sink(dlp_stream *s, const dlp_sink *sink);
 /* 0 or negative (deny: whatever was written to `out` must be discarded). */
 int dlp_stream_feed(dlp_stream *s, const void *buf, size_t len);
 int dlp_stream_finish(dlp_stream *s);

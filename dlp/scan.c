@@ -52,6 +52,14 @@ typedef struct interval {
     uint64_t s, last, e; /* absolute: matches start in [s, last] and end by e */
 } interval;
 
+/* A resolved group of findings, [s, e) in the input, whose replacement
+ * ends at byte `label` of the round's labels (it starts where the group
+ * before's ends). */
+typedef struct group {
+    uint64_t s, e;
+    size_t label;
+} group;
+
 typedef struct match {
     uint64_t s, e;   /* the whole PCRE2 match */
     uint64_t fs, fe; /* the finding: the `secret` group or the whole match */
@@ -62,6 +70,7 @@ typedef struct match {
 struct dlp_stream {
     const struct dlp_policy *p;
     dlp_out_fn out;
+    dlp_sink sink; /* when set (reserve non-NULL), in place of `out` */
     dlp_finding_fn on_finding;
     void *ctx;
     hs_scratch_t *scratch;
@@ -82,7 +91,10 @@ struct dlp_stream {
     interval *open; /* per rule: the interval being grown from ordered hits */
     match *m;
     size_t nm, capm;
-    dlp_buf obuf;
+    group *g;
+    size_t capg;
+    dlp_buf labels; /* the groups' replacements, one after another */
+    dlp_buf obuf;   /* a round's output for `out` */
     uint64_t hs_start; /* input offset of the first byte Vectorscan saw this round */
 
     size_t round_min;
@@ -673,15 +685,10 @@ static int cmp_finding(const void *a, const void *b)
     return x->rule < y->rule ? -1 : x->rule > y->rule;
 }
 
-static int emit(dlp_stream *s, uint64_t upto)
-{
-    if (upto > s->from && dlp_buf_put(&s->obuf, s->buf + (s->from - s->base), upto - s->from))
-        return -ENOMEM;
-    s->from = upto;
-    return 0;
-}
-
-/* Resolve accepted findings before C into groups, write the output up to C. */
+/* Resolve accepted findings before C into groups and write the output up
+ * to C: first every group's replacement (so the round's output size is
+ * known), then the clean spans and replacements, in one pass, into the
+ * caller's sink or the stream's own buffer for `out`. */
 static int resolve_and_emit(dlp_stream *s, uint64_t C)
 {
     const struct dlp_policy *p = s->p;
@@ -691,7 +698,17 @@ static int resolve_and_emit(dlp_stream *s, uint64_t C)
             s->m[n++] = s->m[i];
     if (n > 1)
         qsort(s->m, n, sizeof *s->m, cmp_finding);
-    s->obuf.len = 0;
+    if (n > s->capg) {
+        group *g = realloc(s->g, n * sizeof *g);
+        if (!g)
+            return fail(s, -ENOMEM, "out of memory");
+        s->g = g;
+        s->capg = n;
+    }
+    s->labels.len = 0;
+    size_t ng = 0;
+    uint64_t at = s->from; /* the output so far ends with the input before `at` */
+    size_t total = 0;
     for (size_t i = 0; i < n;) {
         const match *first = &s->m[i];
         uint64_t gs = first->fs, ge = first->fe;
@@ -702,13 +719,13 @@ static int resolve_and_emit(dlp_stream *s, uint64_t C)
             s->counts[s->m[j].rule]++;
         }
         const dlp_rule *r = &p->rules[first->rule];
-        if (gs < s->from) /* its start was already written out: never serve it */
+        if (gs < at) /* its start was already written out: never serve it */
             return fail(s, -EINVAL, "rule %s: a finding starts before text already served", r->id);
-        if (emit(s, gs))
-            return fail(s, -ENOMEM, "out of memory");
-        if (dlp_apply_action(p, r, s->buf + (gs - s->base), ge - gs, &s->obuf))
+        if (dlp_apply_action(p, r, s->buf + (gs - s->base), ge - gs, &s->labels))
             return fail(s, -EIO, "rule %s: action failed", r->id);
-        s->from = ge;
+        s->g[ng++] = (group){gs, ge, s->labels.len};
+        total += (size_t)(gs - at);
+        at = ge;
         if (s->on_finding) {
             dlp_finding f = {r->id, gs, ge - gs, r->action.type};
             int rc = s->on_finding(s->ctx, &f);
@@ -717,13 +734,43 @@ static int resolve_and_emit(dlp_stream *s, uint64_t C)
         }
         i = j;
     }
-    if (emit(s, C))
-        return fail(s, -ENOMEM, "out of memory");
-    if (s->obuf.len) {
-        int rc = s->out(s->ctx, s->obuf.data, s->obuf.len);
-        if (rc)
-            return fail(s, rc < 0 ? rc : -EIO, "output callback failed");
+    total += (size_t)(C - at) + s->labels.len;
+    if (total == 0) {
+        s->from = C;
+        return 0;
     }
+    uint8_t *o;
+    if (s->sink.reserve) {
+        if (!(o = s->sink.reserve(s->ctx, total)))
+            return fail(s, -ENOMEM, "out of memory");
+    } else {
+        if (!s->out)
+            return fail(s, -EINVAL, "stream without an output");
+        if (total > s->obuf.cap && dlp_stream_reserve(s, total > 2 * s->obuf.cap ? total : 2 * s->obuf.cap))
+            return fail(s, -ENOMEM, "out of memory");
+        o = s->obuf.data;
+    }
+    at = s->from;
+    size_t lab = 0;
+    for (size_t k = 0; k <= ng; k++) {
+        const uint64_t upto = k < ng ? s->g[k].s : C;
+        if (upto > at) {
+            memcpy(o, s->buf + (at - s->base), (size_t)(upto - at));
+            o += upto - at;
+        }
+        if (k < ng) {
+            if (s->g[k].label > lab) {
+                memcpy(o, s->labels.data + lab, s->g[k].label - lab);
+                o += s->g[k].label - lab;
+            }
+            lab = s->g[k].label;
+            at = s->g[k].e;
+        }
+    }
+    s->from = C;
+    int rc = s->sink.reserve ? s->sink.commit(s->ctx, total) : s->out(s->ctx, s->obuf.data, total);
+    if (rc)
+        return fail(s, rc < 0 ? rc : -EIO, "output callback failed");
     return 0;
 }
 
@@ -881,6 +928,14 @@ int dlp_stream_new(const dlp_policy *p, dlp_out_fn out, dlp_finding_fn on_findin
     return 0;
 }
 
+int dlp_stream_set_sink(dlp_stream *s, const dlp_sink *sink)
+{
+    if (s->buf || s->finished || !sink || !sink->reserve || !sink->commit)
+        return -EINVAL;
+    s->sink = *sink;
+    return 0;
+}
+
 int dlp_stream_feed(dlp_stream *s, const void *buf, size_t len)
 {
     if (s->failed)
@@ -981,6 +1036,8 @@ void dlp_stream_free(dlp_stream *s)
     free(s->rule_at);
     free(s->open);
     free(s->m);
+    free(s->g);
+    free(s->labels.data);
     free(s->obuf.data);
     free(s->counts);
     free(s->hits);

@@ -418,8 +418,9 @@ oom:
 
 /* ---- streamed builds ----------------------------------------------------------
  * A large text file is not read whole and then sanitized: it is read front to
- * back in pieces that are hashed as they arrive and fed to a dlp_stream, whose
- * output is appended to the view and hashed as it is written. Memory is the
+ * back in pieces that are hashed as they arrive and fed to a dlp_stream, which
+ * writes its output into the view itself (a dlp_sink: no buffer of its own to
+ * copy from), hashed as it is committed. Memory is the
  * view plus one piece, not the file twice or three times, and no byte is
  * gone over more often than needed. The engine's stream gives the same bytes
  * as dlp_sanitize() over the whole input (dlp.h); what dlp_sanitize decides
@@ -587,20 +588,30 @@ typedef struct builder {
 
 static void feeder_publish(struct feeder *f, size_t len);
 
-static int build_out(void *ctx, const void *buf, size_t len)
+/* The engine writes its output straight into the view (dlp_sink): room
+ * for `len` bytes past the view's end, then the commit of what it wrote
+ * there. The feeder only reads [hashed, published), never past out.len,
+ * so the engine writes the room without `pop`; only moving the buffer
+ * takes it. */
+static void *build_reserve(void *ctx, size_t len)
 {
     builder *b = ctx;
-    if (len == 0)
-        return 0;
     if (b->out.len + len > b->out.cap) { /* past the reservation: the buffer may move */
         pthread_mutex_lock(&b->pop);
         b->no_populate = 1;
         int r = vbuf_reserve(&b->out, b->out.len + len);
         pthread_mutex_unlock(&b->pop);
         if (r < 0)
-            return r;
+            return NULL;
     }
-    memcpy(b->out.data + b->out.len, buf, len);
+    return b->out.data + b->out.len;
+}
+
+static int build_commit(void *ctx, size_t len)
+{
+    builder *b = ctx;
+    if (len == 0)
+        return 0;
     b->out.len += len;
     if (b->offload) {
         feeder_publish(b->f, b->out.len);
@@ -609,7 +620,7 @@ static int build_out(void *ctx, const void *buf, size_t len)
     if (b->hashed != b->out.len - len) /* catch up after the feeder stopped */
         return -EIO;
     b->hashed = b->out.len;
-    return sha256_update(b->served, buf, len) < 0 ? -EIO : 0;
+    return sha256_update(b->served, b->out.data + b->hashed - len, len) < 0 ? -EIO : 0;
 }
 
 /* Hash the served bytes the feeder has not: after feeder_stop(), before
@@ -939,7 +950,9 @@ static int view_build_stream(fs_cache *c, uint64_t *reserved, const dlp_policy *
         cache_reserve(c, reserved, view_reserve_size(size), &b.out);
         r = vbuf_reserve(&b.out, size + size / 8 + 4096);
         if (r == 0)
-            r = dlp_stream_new(pol, build_out, NULL, &b, &ds);
+            r = dlp_stream_new(pol, NULL, NULL, &b, &ds);
+        if (r == 0)
+            r = dlp_stream_set_sink(ds, &(const dlp_sink){build_reserve, build_commit});
     }
     if (r < 0 || (r = feeder_start(&fd, &ss, sh, chunk, n, mode == M_STREAM ? &b : NULL)) < 0)
         goto fail;

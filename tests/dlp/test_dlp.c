@@ -331,6 +331,8 @@ typedef struct sink {
         char *d;
         size_t len, cap;
     } b;
+    size_t reserved; /* dlp_sink: the room given out and not committed yet */
+    int reserves, fail_reserve_at, fail_commit; /* fault injection: 0 = never */
 } sink;
 
 static int sink_out(void *ctx, const void *buf, size_t len)
@@ -346,14 +348,49 @@ static int sink_out(void *ctx, const void *buf, size_t len)
     return 0;
 }
 
-/* Feed `in` cut at the given offsets, with rounds forced small. */
-static char *stream_cuts(const dlp_policy *p, const char *in, size_t len, const size_t *cuts,
-                         size_t ncuts, size_t round)
+/* A dlp_sink that moves the output on every reserve (an engine writing
+ * through a stale pointer shows) and fills the room with 0xA5, a byte no
+ * view of these texts holds (room left unwritten shows). */
+static void *sink_reserve(void *ctx, size_t len)
+{
+    sink *s = ctx;
+    assert_int_equal(s->reserved, 0); /* one room at a time, each committed */
+    if (++s->reserves == s->fail_reserve_at)
+        return NULL;
+    char *n = malloc(s->b.len + len + 1);
+    assert_non_null(n);
+    memcpy(n, s->b.d, s->b.len);
+    memset(n + s->b.len, 0xA5, len + 1);
+    free(s->b.d);
+    s->b.d = n;
+    s->b.cap = s->b.len + len + 1;
+    s->reserved = len;
+    return n + s->b.len;
+}
+
+static int sink_commit(void *ctx, size_t len)
+{
+    sink *s = ctx;
+    assert_int_equal(len, s->reserved); /* exactly the room reserved */
+    assert_null(memchr(s->b.d + s->b.len, 0xA5, len));
+    s->reserved = 0;
+    s->b.len += len;
+    s->b.d[s->b.len] = '\0';
+    return s->fail_commit;
+}
+
+/* Feed `in` cut at the given offsets, with rounds forced small; through
+ * the output callback, then again through a dlp_sink: both must give the
+ * same bytes. */
+static char *stream_cuts1(const dlp_policy *p, const char *in, size_t len, const size_t *cuts,
+                          size_t ncuts, size_t round, int use_sink)
 {
     sink s = {0};
     sink_out(&s, "", 0);
     dlp_stream *st;
-    assert_int_equal(dlp_stream_new(p, sink_out, NULL, &s, &st), 0);
+    assert_int_equal(dlp_stream_new(p, use_sink ? NULL : sink_out, NULL, &s, &st), 0);
+    if (use_sink)
+        assert_int_equal(dlp_stream_set_sink(st, &(const dlp_sink){sink_reserve, sink_commit}), 0);
     dlp_stream_set_round_size(st, round);
     size_t at = 0;
     for (size_t i = 0; i <= ncuts; i++) {
@@ -363,7 +400,21 @@ static char *stream_cuts(const dlp_policy *p, const char *in, size_t len, const 
     }
     assert_int_equal(dlp_stream_finish(st), 0);
     dlp_stream_free(st);
+    assert_int_equal(s.reserved, 0);
     return s.b.d;
+}
+
+static char *stream_cuts(const dlp_policy *p, const char *in, size_t len, const size_t *cuts,
+                         size_t ncuts, size_t round)
+{
+    char *v = stream_cuts1(p, in, len, cuts, ncuts, round, 0);
+    char *w = stream_cuts1(p, in, len, cuts, ncuts, round, 1);
+    if (strcmp(v, w)) {
+        print_error("the sink's output differs from the callback's\n");
+        fail();
+    }
+    free(w);
+    return v;
 }
 
 static char *chunk_corpus(size_t *len)
@@ -389,6 +440,52 @@ static char *chunk_corpus(size_t *len)
     b[n] = '\0';
     *len = n;
     return b;
+}
+
+/* A sink that cannot give room, or whose commit fails, fails the stream:
+ * the caller denies. A sink comes before the first feed only. */
+static void test_sink_errors(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    size_t len;
+    char *in = chunk_corpus(&len);
+    const dlp_sink ds = {sink_reserve, sink_commit};
+    for (int k = 0; k < 2; k++) {
+        sink s = {0};
+        sink_out(&s, "", 0);
+        if (k == 0)
+            s.fail_reserve_at = 3;
+        else
+            s.fail_commit = -EIO;
+        dlp_stream *st;
+        assert_int_equal(dlp_stream_new(p, NULL, NULL, &s, &st), 0);
+        assert_int_equal(dlp_stream_set_sink(st, &ds), 0);
+        dlp_stream_set_round_size(st, 1);
+        int rc = 0;
+        for (size_t at = 0; at < len && rc == 0; at += 700)
+            rc = dlp_stream_feed(st, in + at, len - at < 700 ? len - at : 700);
+        if (rc == 0)
+            rc = dlp_stream_finish(st);
+        assert_int_equal(rc, k == 0 ? -ENOMEM : -EIO);
+        assert_non_null(dlp_stream_error(st));
+        assert_int_equal(dlp_stream_feed(st, "x", 1), rc); /* stays failed */
+        dlp_stream_free(st);
+        free(s.b.d);
+    }
+    /* after a feed, or without both halves: refused */
+    sink s = {0};
+    dlp_stream *st;
+    assert_int_equal(dlp_stream_new(p, sink_out, NULL, &s, &st), 0);
+    assert_int_equal(dlp_stream_set_sink(st, &(const dlp_sink){sink_reserve, NULL}), -EINVAL);
+    assert_int_equal(dlp_stream_feed(st, "abc", 3), 0);
+    assert_int_equal(dlp_stream_set_sink(st, &ds), -EINVAL);
+    assert_int_equal(dlp_stream_finish(st), 0);
+    assert_int_equal(s.b.len, 3); /* still the callback's */
+    dlp_stream_free(st);
+    free(s.b.d);
+    free(in);
+    dlp_policy_free(p);
 }
 
 static void test_chunking_every_offset(void **state)
@@ -1181,6 +1278,7 @@ int main(void)
         cmocka_unit_test(test_overlap_union),
         cmocka_unit_test(test_chunking_every_offset),
         cmocka_unit_test(test_chunking_bytewise_and_random),
+        cmocka_unit_test(test_sink_errors),
         cmocka_unit_test(test_utf16),
         cmocka_unit_test(test_invalid_utf8_does_not_hide),
         cmocka_unit_test(test_types),
