@@ -659,11 +659,16 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
  * next file while the reader reads or waits for this one. A prebuilt view is
  * no access: nothing is recorded until a real open, which finds it in the
  * cache by the same key check on a fresh stat as any view (a source changed
- * since is built again). Small files neither start nor continue a run: their
- * opens cost a ledger sync rather than a build. Off with -o no_prebuild. */
-#define PF_AHEAD 2
+ * since is built again). Small files are built further ahead (PF_AHEAD_SMALL):
+ * each costs little memory but a few milliseconds of type checking, which
+ * the second processor takes on while the reader waits for its ledger
+ * record. A run keeps a frontier, so that each further open asks for one
+ * more entry, not the whole window again (a walk over views already built
+ * asks one quick question per open). Off with -o no_prebuild. */
+#define PF_AHEAD 2               /* threads, and files of PF_BIG_SIZE or more built ahead */
+#define PF_AHEAD_SMALL 8         /* smaller files built ahead */
 #define PF_DIRS 8                /* directories followed at once */
-#define PF_MIN_SIZE (1u << 20)   /* smaller files are left alone */
+#define PF_BIG_SIZE (1u << 20)
 #define PF_MAX_ENTRIES 65536u    /* a larger directory is not listed for it */
 
 struct pf_dir {
@@ -672,7 +677,9 @@ struct pf_dir {
     size_t *sorted; /* indices into names, in name order */
     size_t *rank;   /* rank[i]: position of names[i] in sorted */
     size_t n;
-    char *last;     /* the last large file opened here */
+    char *last;     /* the last file opened here */
+    int run;        /* the run's order: 1 name order, 2 directory order, 0 none */
+    size_t front;   /* the furthest position (in that order) asked for ahead */
     uint64_t used;
 };
 
@@ -681,7 +688,7 @@ static struct {
     pthread_cond_t cond;
     struct pf_dir dirs[PF_DIRS];
     uint64_t tick;
-    char *queue[2 * PF_AHEAD]; /* paths to build ahead, oldest first */
+    char *queue[2 * PF_AHEAD_SMALL]; /* paths to build ahead, oldest first */
     size_t nq;
     pthread_t th[PF_AHEAD];
     unsigned nth;
@@ -761,11 +768,21 @@ static void pf_dir_list(struct pf_dir *d)
         d->rank[d->sorted[k]] = k;
 }
 
+/* The index of `name` in d's directory order, or -1 (a binary search in
+ * name order: directories of thousands of files are walked too). */
 static long pf_find(const struct pf_dir *d, const char *name)
 {
-    for (size_t k = 0; k < d->n; k++)
-        if (strcmp(d->names[k], name) == 0)
-            return (long)k;
+    size_t lo = 0, hi = d->n;
+    while (lo < hi) {
+        const size_t mid = lo + (hi - lo) / 2;
+        const int c = strcmp(name, d->names[d->sorted[mid]]);
+        if (c == 0)
+            return (long)d->sorted[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
     return -1;
 }
 
@@ -820,8 +837,9 @@ static void pf_enqueue_locked(char *rel)
 /* An open of the regular file `rel` (source size `size`) was served. */
 static void pf_opened(const char *rel, off_t size)
 {
-    if (g.o.no_prebuild || size < (off_t)PF_MIN_SIZE)
+    if (g.o.no_prebuild)
         return;
+    const size_t ahead = size >= (off_t)PF_BIG_SIZE ? PF_AHEAD : PF_AHEAD_SMALL;
     const char *slash = strrchr(rel, '/');
     char dir[PATH_MAX];
     const char *name = slash ? slash + 1 : rel;
@@ -847,6 +865,7 @@ static void pf_opened(const char *rel, off_t size)
         free(d->rel);
         free(d->last);
         d->last = NULL;
+        d->run = 0;
         if ((d->rel = strdup(dir)) == NULL)
             goto out;
         pf_dir_list(d);
@@ -858,17 +877,26 @@ static void pf_opened(const char *rel, off_t size)
         i = pf_find(d, name);
     }
     const long j = i >= 0 && d->last ? pf_find(d, d->last) : -1;
-    for (size_t k = 1; j >= 0 && k <= PF_AHEAD; k++) {
-        size_t next;
-        if (d->rank[i] == d->rank[j] + 1 && d->rank[i] + k < d->n)
-            next = d->sorted[d->rank[i] + k]; /* in name order */
-        else if (i == j + 1 && (size_t)i + k < d->n)
-            next = (size_t)i + k; /* in directory order */
-        else
-            break;
+    int run = 0;
+    size_t pos = 0; /* this open's position in the run's order */
+    if (j >= 0 && d->rank[i] == d->rank[j] + 1) {
+        run = 1; /* name order */
+        pos = d->rank[i];
+    } else if (j >= 0 && i == j + 1) {
+        run = 2; /* directory order */
+        pos = (size_t)i;
+    }
+    if (run != d->run || pos >= d->front) /* a new run, or the reader overtook it */
+        d->front = pos;
+    d->run = run;
+    for (size_t k = 1; run && k <= ahead && pos + k < d->n; k++) {
+        if (pos + k <= d->front)
+            continue; /* asked for already */
+        const size_t next = run == 1 ? d->sorted[pos + k] : pos + k;
         char *p = child_path(dir, d->names[next]);
         if (p)
             pf_enqueue_locked(p);
+        d->front = pos + k;
     }
     free(d->last);
     d->last = strdup(name);

@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Sequential prebuilding: opens of a directory's large files in name order
-# (or directory order) make the daemon build the next files' views ahead of
-# their opens. Later opens find those views (counted at unmount), the bytes
+# Sequential prebuilding: opens of a directory's files in name order (or
+# directory order) make the daemon build the next files' views ahead of
+# their opens (two ahead for large files, eight for small ones). Later opens find those views (counted at unmount), the bytes
 # are the same as with -o no_prebuild, a source changed after its view was
 # prebuilt is served fresh, and the ledger records real opens only.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/fs_lib.sh"
 
 mkdir -p "$FS_SRC/big"
-# 6 files of ~1.2 MiB (prebuilding leaves files under 1 MiB alone), each
-# with findings to mask
+# 6 files of ~1.2 MiB, each with findings to mask
 python3 - "$FS_SRC/big" <<'PY'
 import sys
 for i in range(6):
@@ -96,4 +95,31 @@ else
         "$(sed -n 's/.*msg="prebuild" path="dir\/\([^"]*\)" result="ok".*/\1/p' "$FS_LOG" | sort -u | xargs)"
     check_eq "directory order: opens found prebuilt views" 1 "$(($(field prebuild_hits "$(cache_line)") >= 1))"
 fi
+# ---- small files: eight ahead, one more per open -------------------------------------
+mkdir "$FS_SRC/small"
+for k in $(seq -w 0 39); do
+    printf 'memo %s: call 555-0100, SSN 123-45-67%s, nothing else\n' "$k" "$k" >"$FS_SRC/small/m$k.txt"
+done
+: >"$FS_LOG"
+rm -f "$FS_DB"*
+fs_mount -o log_level=debug || { not_ok "mount for small files"; t_done; }
+: >"$T_TMP/small.on"
+for f in "$FS_MNT"/small/m*.txt; do cat "$f" >>"$T_TMP/small.on"; done
+fs_umount
+line=$(cache_line)
+pb=$(field prebuilds "$line") ph=$(field prebuild_hits "$line")
+check_eq "small files: the 3rd to 40th were built ahead (38 prebuilds)" 38 "$pb"
+check "small files: most opens found their view built ahead ($ph of 38)" test "$ph" -ge 30
+check_eq "small files: each asked for once (one more per open, not the whole window again)" 38 \
+    "$(grep -c 'msg="prebuild" path="small/' "$FS_LOG")"
+check_eq "small files: one ledger record per real open" 40 \
+    "$(fs_sql "select count(*) from records where event like 'open-%' and path like 'small/%'")"
+: >"$FS_LOG"
+rm -f "$FS_DB"*
+fs_mount -o no_prebuild || { not_ok "mount for small files, no_prebuild"; t_done; }
+: >"$T_TMP/small.off"
+for f in "$FS_MNT"/small/m*.txt; do cat "$f" >>"$T_TMP/small.off"; done
+fs_umount
+check "small files: the same bytes with and without prebuilding" cmp -s "$T_TMP/small.on" "$T_TMP/small.off"
+check_eq "small files: masked" 0 "$(grep -c '123-45-' "$T_TMP/small.on")"
 t_done
