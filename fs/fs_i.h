@@ -255,6 +255,7 @@ typedef struct fs_cache_stats {
     uint64_t spill_bytes, spill_count, spill_hits, spill_bad;
     uint64_t held_bytes;      /* views out of the cache, still held by open files */
     uint64_t build_waits;     /* opens that waited for another's build of the same version */
+    uint64_t room_waits;      /* builds that waited for views being built to leave room */
     uint64_t build_peak;      /* most build memory charged at once */
     uint64_t prebuilds;       /* views built ahead of an open (fs_view_prebuild) */
     uint64_t prebuild_hits;   /* lookups that found a prebuilt view (first use only) */

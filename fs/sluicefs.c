@@ -1964,10 +1964,10 @@ out_unmount:
     fs_cache_stats cs;
     fs_cache_get_stats(g.cache, &cs);
     log_info("msg=\"view cache\" builds=%llu hits=%llu misses=%llu evictions=%llu build_waits=%llu "
-             "prebuilds=%llu prebuild_hits=%llu prebuild_skipped=%llu recycled=%llu",
+             "room_waits=%llu prebuilds=%llu prebuild_hits=%llu prebuild_skipped=%llu recycled=%llu",
              (unsigned long long)cs.builds, (unsigned long long)cs.hits, (unsigned long long)cs.misses,
              (unsigned long long)cs.evictions, (unsigned long long)cs.build_waits,
-             (unsigned long long)cs.prebuilds, (unsigned long long)cs.prebuild_hits,
+             (unsigned long long)cs.room_waits, (unsigned long long)cs.prebuilds, (unsigned long long)cs.prebuild_hits,
              (unsigned long long)cs.prebuild_skipped, (unsigned long long)cs.recycled);
     fs_cache_free(g.cache);
     dlp_policy_free(g.pol);

@@ -75,7 +75,7 @@ struct fs_cache {
     /* views under construction (see fs_cache_set_build_limits) */
     pthread_cond_t built;         /* broadcast whenever a build ends */
     struct inflight *inflight;    /* builds running or waiting for room */
-    uint64_t build_budget, build_used, build_peak, build_waits, next_build_id;
+    uint64_t build_budget, build_used, build_peak, build_waits, room_waits, next_build_id;
     uint64_t prebuilds, prebuild_hits, prebuild_skipped;
     uint64_t recycled; /* builds whose view buffer was an evicted view's memory */
     unsigned build_max, builds_running;
@@ -528,6 +528,17 @@ static void cache_reserve(fs_cache *c, uint64_t *reserved, uint64_t want, vbuf *
         return;
     fs_view *dead = NULL;
     pthread_mutex_lock(&c->lock);
+    /* Views being built never take more than the cache together: this one
+     * waits while others being built would (they hold their room, run, and
+     * give it to the cache when done; a build that waits holds none, so
+     * builds never wait for each other in a circle). Alone, it goes ahead
+     * whatever its size. */
+    int waited = 0;
+    while (c->reserved - *reserved > 0 && c->reserved - *reserved + want > c->cap && !c->pool_stop) {
+        waited = 1;
+        pthread_cond_wait(&c->built, &c->lock);
+    }
+    c->room_waits += (uint64_t)waited;
     c->reserved += want - *reserved;
     *reserved = want;
     cache_trim(c, &dead);
@@ -1649,6 +1660,7 @@ void fs_cache_get_stats(fs_cache *c, fs_cache_stats *out)
     out->spill_hits = c->spill_hits;
     out->spill_bad = c->spill_bad;
     out->build_waits = c->build_waits;
+    out->room_waits = c->room_waits;
     out->build_peak = c->build_peak;
     out->prebuilds = c->prebuilds;
     out->prebuild_hits = c->prebuild_hits;
