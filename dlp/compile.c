@@ -535,6 +535,6 @@ int dlp_compile(struct dlp_policy *p, dlp_error *err)
         behind = p->max_lookbehind + 16;
     if ((size_t)max_window + 16 > behind)
         behind = (size_t)max_window + 16;
-    p->ctx_before = (size_t)max_ctx + behind;
+    p->ctx_before = (size_t)max_ctx + max_word + behind;
     return 0;
 }

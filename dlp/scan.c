@@ -161,10 +161,10 @@ static int on_hit(unsigned int id, unsigned long long from, unsigned long long t
     dlp_stream *s = ctx;
     const struct dlp_policy *p = s->p;
     uint64_t e = s->hs_start + (uint64_t)to;
-    if (e <= s->from)
-        return 0;
     uint64_t st, last, end;
     if (id < p->nrules) {
+        if (e <= s->from)
+            return 0;
         /* a candidate match end: the match started at most `window` before */
         const dlp_rule *r = &p->rules[id];
         st = e > s->from + r->window ? e - r->window : s->from;
@@ -179,6 +179,10 @@ static int on_hit(unsigned int id, unsigned long long from, unsigned long long t
         uint64_t back = (uint64_t)p->ctx_len[k] + r->ctx_window + r->window;
         st = e > s->from + back ? e - back : s->from;
         last = e + r->ctx_window;
+        /* a word before the last cut still counts for matches after it
+         * (its window was cut, see cut_point) */
+        if (last < s->from)
+            return 0;
         end = last + r->window;
     }
     return add_hit(s, id, st, last, end) ? 1 : 0;
@@ -784,26 +788,29 @@ static int cmp_span(const void *a, const void *b)
     return x->s < y->s ? -1 : x->s > y->s;
 }
 
-/* Move *C back to the largest point <= *C that no match and no context
- * window spans: sort their spans by start and, with the running maximum of
- * their ends, take the last start (or *C itself) that nothing before it
- * crosses. O(n log n) even for long chains of overlapping matches. */
+/* Move *C back to the largest point <= *C that no match spans: sort their
+ * spans by start and, with the running maximum of their ends, take the last
+ * start (or *C itself) that nothing before it crosses. O(n log n) even for
+ * long chains of overlapping matches.
+ *
+ * A context window may be cut: the next round's prefilter scan starts
+ * ctx_before bytes before the cut (compile.c: the longest window, context
+ * and word), so every context word whose window reaches past the cut is
+ * reported again and its window opens again at the cut, and the context
+ * check looks at the kept bytes before it; with no match across the cut,
+ * the rule's iteration from the cut gives the matches the uncut window
+ * would. (Windows of a context word on every line, say an "SSN" column,
+ * chain through a whole file: never cutting through one refused any such
+ * file longer than a round.) */
 static int cut_point(dlp_stream *s, uint64_t *C)
 {
-    const struct dlp_policy *p = s->p;
     size_t n = 0;
-    span *v = malloc((s->nm + s->niv + 1) * sizeof *v);
+    span *v = malloc((s->nm + 1) * sizeof *v);
     if (!v)
         return fail(s, -ENOMEM, "out of memory");
     for (size_t i = 0; i < s->nm; i++)
         if (s->m[i].s < *C)
             v[n++] = (span){s->m[i].s, s->m[i].e};
-    /* a context window is searched as a unit: never cut through one */
-    for (size_t i = 0; i < s->niv; i++) {
-        const dlp_rule *r = &p->rules[s->iv[i].rule];
-        if (r->nctx && r->prefiltered && s->iv[i].s < *C)
-            v[n++] = (span){s->iv[i].s, s->iv[i].e};
-    }
     if (n > 1)
         qsort(v, n, sizeof *v, cmp_span);
     uint64_t *maxe = malloc((n + 1) * sizeof *maxe);

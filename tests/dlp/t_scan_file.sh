@@ -56,6 +56,23 @@ head -c 100000 "$T_TMP/c.txt" >"$T_TMP/small.txt"
 check "small file: same view as streamed" cmp -s "$T_TMP/small.out" "$T_TMP/small2.out"
 : >"$T_TMP/empty.txt"
 check_eq "empty file: empty view" "" "$("$SLUICE" scan --policy "$POLICY" "$T_TMP/empty.txt")"
+# A context word on every line (an HR export with an "ssn" column) chains
+# the context windows of the SSN rule through the whole file: the scan must
+# still cut through them, and mask every number, past any round's size
+/usr/bin/python3 - "$T_TMP/hr.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("id,name,ssn,note\n")
+    n = 0
+    while f.tell() < 20_000_000:
+        f.write(f"{n},Employee {n},ssn {100 + n % 500:03d}{10 + n % 89:02d}{1000 + n % 8999:04d},plain note\n")
+        n += 1
+PY
+"$SLUICE" scan --policy "$POLICY" "$T_TMP/hr.csv" >"$T_TMP/hr.out" 2>"$T_TMP/hr.err"
+check_eq "20 MB with a context word on every line: scanned (exit 1), not refused" 1 "$?"
+check_eq "every line's number masked" 0 "$(grep -cE 'ssn [0-9]{9}' "$T_TMP/hr.out")"
+check_eq "every line kept" "$(wc -l <"$T_TMP/hr.csv")" "$(wc -l <"$T_TMP/hr.out")"
+
 # The look goes through a read-only mapping. Where a file cannot be mapped
 # it is read instead: same verdicts. A file cut short while looked at
 # (SIGBUS at the missing pages) is refused, nothing printed, no crash.

@@ -515,6 +515,58 @@ static void test_chunking_every_offset(void **state)
     dlp_policy_free(p);
 }
 
+/* Context words on every line chain their windows through the whole text
+ * (an "SSN" or "born" column): rounds must still cut through them, and
+ * give the same findings: dates near a word masked, dates farther away
+ * not, wherever the cuts fall. */
+static void test_chunking_dense_context(void **state)
+{
+    (void)state;
+    dlp_policy *p = load("p.yaml");
+    static const char *lines[] = {
+        "row born 1984-03-12 ok\n",               /* within the window: masked */
+        "row dob: 1990-01-02; also 2001-02-03\n", /* both within 20 of dob */
+        "row 2020-12-31 born\n",                  /* word after the date */
+        "row born and then a long gap of plain words 1977-07-07 and more words to end\n", /* too far */
+    };
+    size_t cap = 1 << 16, len = 0;
+    char *in = malloc(cap);
+    for (int i = 0; len < 6000; i++) {
+        const char *l = lines[(i * 3) % 4];
+        memcpy(in + len, l, strlen(l));
+        len += strlen(l);
+    }
+    in[len] = '\0';
+    char *whole = san(p, in, NULL);
+    assert_null(strstr(whole, "1984-03-12"));
+    assert_null(strstr(whole, "2001-02-03"));
+    assert_null(strstr(whole, "2020-12-31"));
+    assert_non_null(strstr(whole, "1977-07-07"));
+    const char *mc = getenv("SLUICE_MEMCHECK");
+    const size_t stride = mc && *mc && strcmp(mc, "0") ? 61 : 1;
+    for (size_t k = 0; k <= len; k += stride) {
+        char *v = stream_cuts(p, in, len, &k, 1, 1);
+        if (strcmp(v, whole)) {
+            print_error("dense context: output differs when cut at %zu\n", k);
+            fail();
+        }
+        free(v);
+    }
+    srand(11);
+    size_t cuts[64];
+    for (int trial = 0; trial < 100; trial++) {
+        size_t nc = 0, at = 0;
+        while (nc < 64 && (at += 1 + (size_t)rand() % 900) < len)
+            cuts[nc++] = at;
+        char *v = stream_cuts(p, in, len, cuts, nc, 1 + (size_t)rand() % 2000);
+        assert_string_equal(v, whole);
+        free(v);
+    }
+    free(whole);
+    free(in);
+    dlp_policy_free(p);
+}
+
 static void test_chunking_bytewise_and_random(void **state)
 {
     (void)state;
@@ -1277,6 +1329,7 @@ int main(void)
         cmocka_unit_test(test_many_findings_all_masked),
         cmocka_unit_test(test_overlap_union),
         cmocka_unit_test(test_chunking_every_offset),
+        cmocka_unit_test(test_chunking_dense_context),
         cmocka_unit_test(test_chunking_bytewise_and_random),
         cmocka_unit_test(test_sink_errors),
         cmocka_unit_test(test_utf16),
