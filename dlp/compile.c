@@ -524,8 +524,8 @@ int dlp_compile(struct dlp_policy *p, dlp_error *err)
         }
     p->digits_short = p->digits_groups_needed[0][1] == UINT_MAX &&
                       p->digits_groups_needed[0][2] == UINT_MAX && p->digits_groups_needed[0][3] == UINT_MAX;
-    /* Enough that a match starting before the cut is final, and that a
-     * context window first seen in a round starts after the last cut. */
+    /* Enough that a match starting before the cut is final, with the
+     * context words that decide it seen. */
     p->hold = (size_t)max_window + max_ctx + max_word;
     /* Kept before a cut: context words, the longest lookbehind, and enough
      * for Vectorscan to see a whole match (or prefilter match) that starts
@@ -535,6 +535,8 @@ int dlp_compile(struct dlp_policy *p, dlp_error *err)
         behind = p->max_lookbehind + 16;
     if ((size_t)max_window + 16 > behind)
         behind = (size_t)max_window + 16;
+    /* (+ max_word: a margin; a word that can accept a finding after the
+     * cut starts at most max_ctx before it) */
     p->ctx_before = (size_t)max_ctx + max_word + behind;
     return 0;
 }
