@@ -121,6 +121,18 @@ static dlp_policy *load(const char *name)
     return p;
 }
 
+/* Write `text` as the pack file `name` and load it alone. */
+static dlp_policy *pack_from(const char *name, const char *text)
+{
+    write_file(name, text, 0644);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    dlp_policy *p = NULL;
+    dlp_error err;
+    assert_int_equal(dlp_pack_load(path, &p, &err), 0);
+    return p;
+}
+
 /* Sanitize a NUL-terminated text; returns a malloc'd NUL-terminated view. */
 static char *san(const dlp_policy *p, const char *text, dlp_result *keep)
 {
@@ -528,17 +540,11 @@ static void test_chunking_dense_context(void **state)
     (void)state;
     /* a pack of its own: no rule with a long window (p.yaml's pem, 8 KiB),
      * so the hold is short and small rounds really cut the text */
-    write_file("dc.yaml",
-               "pack: dc\nversion: 1\nrules:\n"
-               "  - id: dob\n    pattern: '\\b[0-9]{4}-[0-9]{2}-[0-9]{2}\\b'\n"
-               "    context: {words: [born, dob], window: 20}\n    action: replace\n"
-               "  - id: tok\n    pattern: 'tok_[a-z]{4,12}'\n    action: replace\n",
-               0644);
-    char path[256];
-    snprintf(path, sizeof path, "%s/dc.yaml", dir);
-    dlp_policy *p;
-    dlp_error err;
-    assert_int_equal(dlp_pack_load(path, &p, &err), 0);
+    dlp_policy *p = pack_from("dc.yaml",
+                              "pack: dc\nversion: 1\nrules:\n"
+                              "  - id: dob\n    pattern: '\\b[0-9]{4}-[0-9]{2}-[0-9]{2}\\b'\n"
+                              "    context: {words: [born, dob], window: 20}\n    action: replace\n"
+                              "  - id: tok\n    pattern: 'tok_[a-z]{4,12}'\n    action: replace\n");
     static const char *lines[] = {
         "row born 1984-03-12 ok\n",               /* within the window: masked */
         "row dob: 1990-01-02; also 2001-02-03\n", /* both within 20 of dob */
@@ -856,16 +862,10 @@ static void report_count(void *ctx, const char *rule, int ok, const char *what)
 static void test_examples_runner(void **state)
 {
     (void)state;
-    write_file("ex.yaml",
-               "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: 'ab+'\n    action: replace\n"
-               "    must-match: ['x [[abb]] y [[ab]]', 'wrong [[a]]b span']\n"
-               "    must-not-match: ['nothing', 'has ab in it']\n",
-               0644);
-    char path[256];
-    snprintf(path, sizeof path, "%s/ex.yaml", dir);
-    dlp_policy *p;
-    dlp_error err;
-    assert_int_equal(dlp_pack_load(path, &p, &err), 0);
+    dlp_policy *p = pack_from("ex.yaml",
+                              "pack: x\nversion: 1\nrules:\n  - id: a\n    pattern: 'ab+'\n    action: replace\n"
+                              "    must-match: ['x [[abb]] y [[ab]]', 'wrong [[a]]b span']\n"
+                              "    must-not-match: ['nothing', 'has ab in it']\n");
     int counts[2] = {0, 0};
     assert_int_equal(dlp_test_examples(p, report_count, counts), 2);
     assert_int_equal(counts[1], 2); /* passed */
