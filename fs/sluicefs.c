@@ -678,6 +678,8 @@ struct pf_dir {
     size_t *rank;   /* rank[i]: position of names[i] in sorted */
     size_t n;
     char *last;     /* the last file opened here */
+    int listed;     /* names[] was read (at the second open here, not the first) */
+    struct timespec listed_at;
     int run;        /* the run's order: 1 name order, 2 directory order, 0 none */
     size_t front;   /* the furthest position (in that order) asked for ahead */
     uint64_t used;
@@ -866,14 +868,24 @@ static void pf_opened(const char *rel, off_t size)
         free(d->last);
         d->last = NULL;
         d->run = 0;
+        d->listed = 0;
         if ((d->rel = strdup(dir)) == NULL)
             goto out;
-        pf_dir_list(d);
     }
     d->used = ++g_ra.tick;
-    long i = pf_find(d, name);
-    if (i < 0) { /* new since listed */
-        pf_dir_list(d);
+    /* A directory is listed at its second open in a row, not its first:
+     * opens here and there across many directories (or one file of a
+     * large one) list nothing. A name missing from the listing (a file
+     * added since) lists it again, at most once a second. */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long i = -1;
+    if (d->last != NULL) {
+        if (!d->listed || (pf_find(d, name) < 0 && now.tv_sec - d->listed_at.tv_sec >= 1)) {
+            pf_dir_list(d);
+            d->listed = 1;
+            d->listed_at = now;
+        }
         i = pf_find(d, name);
     }
     const long j = i >= 0 && d->last ? pf_find(d, d->last) : -1;
