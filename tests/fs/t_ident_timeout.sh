@@ -23,19 +23,17 @@ check_eq "a first open: the reader is known" "/usr/bin/cat" "$(last exe)"
 
 kill -STOP "$helper"
 check "the helper is stopped" stopped
-s=$(date +%s)
 for i in 1 2 3 4; do
     timeout 30 /usr/bin/head -c 100 "$FS_MNT/a.txt" >"$T_TMP/stopped.$i.out" 2>"$T_TMP/stopped.$i.err"
     echo $? >"$T_TMP/stopped.$i.rc"
 done
-took=$(($(date +%s) - s))
 check "the helper was stopped all along" stopped
 for i in 1 2 3 4; do
+    # 1: refused; a hang would be timeout's 124
     check_eq "open $i with the helper stopped: refused, not hung" 1 "$(cat "$T_TMP/stopped.$i.rc")"
     check_contains "open $i: permission denied" "$(cat "$T_TMP/stopped.$i.err")" "Permission denied"
     check_eq "open $i: nothing served" 0 "$(wc -c <"$T_TMP/stopped.$i.out")"
 done
-check "four opens took bounded time (${took}s)" test "$took" -lt 60
 check_eq "each refusal is recorded, with pid and uid" 4 \
     "$(fs_sql "select count(*) from records where event='open-refused' and reason like '%unmount helper did not answer%' and pid > 0 and uid = $(id -u)")"
 check_contains "the timeout is logged" "$(cat "$FS_LOG")" "no answer from the unmount helper"
