@@ -261,6 +261,42 @@ void ledger_close(ledger *l)
     free(l);
 }
 
+/* The connection's settings and the file's schema and key check: every
+ * step may be repeated (ledger_open tries again while busy). */
+static int setup(ledger *l, char *why, size_t whylen)
+{
+    char w[400] = "";
+    /* WAL + synchronous=FULL: every COMMIT fsyncs the WAL before returning,
+     * which is what "durable before the data" means. */
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(l->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        if (!mode || strcmp(mode, "wal") != 0) {
+            snprintf(why, whylen, "cannot switch to WAL mode (got %s)", mode ? mode : "?");
+            sqlite3_finalize(st);
+            return -EIO;
+        }
+        sqlite3_finalize(st);
+    } else {
+        snprintf(why, whylen, "switching to WAL mode: %s", sqlite3_errmsg(l->db));
+        rc = ledger_sqlite_errno(l->db, rc == SQLITE_OK ? sqlite3_errcode(l->db) : rc);
+        sqlite3_finalize(st);
+        return rc ? rc : -EIO;
+    }
+    if ((rc = exec_sql(l, "PRAGMA synchronous=FULL", w, sizeof w)) < 0) {
+        snprintf(why, whylen, "PRAGMA synchronous: %s", w);
+        return rc;
+    }
+    if ((rc = ledger_schema_migrate(l->db, why, whylen)) < 0)
+        return rc;
+    if ((rc = check_meta(l, w, sizeof w)) < 0) {
+        snprintf(why, whylen, rc == -EKEYREJECTED ? "%s" : "key check: %s", w);
+        return rc;
+    }
+    return 0;
+}
+
 int ledger_open(const char *path, const char *key_path, ledger **out, char *why, size_t whylen)
 {
     char dummy[8];
@@ -321,29 +357,26 @@ int ledger_open(const char *path, const char *key_path, ledger **out, char *why,
     sqlite3_extended_result_codes(l->db, 1);
     sqlite3_busy_timeout(l->db, LEDGER_BUSY_TIMEOUT_MS);
 
-    /* WAL + synchronous=FULL: every COMMIT fsyncs the WAL before returning,
-     * which is what "durable before the data" means. */
-    sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(l->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-        const char *mode = (const char *)sqlite3_column_text(st, 0);
-        if (!mode || strcmp(mode, "wal") != 0) {
-            snprintf(why, whylen, "cannot switch to WAL mode (got %s)", mode ? mode : "?");
-            sqlite3_finalize(st);
-            ledger_close(l);
-            return -EIO;
-        }
-    } else {
-        snprintf(why, whylen, "%s", sqlite3_errmsg(l->db));
-        rc = ledger_sqlite_errno(l->db, sqlite3_errcode(l->db));
-        sqlite3_finalize(st);
-        ledger_close(l);
-        return rc ? rc : -EIO;
+    /* Another process may be opening (or creating) the same ledger at this
+     * moment: sluice-diode's sender and receiver start together on one
+     * ledger. Setting up a new file takes locks SQLite will not wait for
+     * (two connections upgrading at once: one is told "locked" at once,
+     * not after the busy timeout), so a step that found the database busy
+     * is tried again, for as long as the busy timeout. */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned attempt = 0;; attempt++) {
+        rc = setup(l, why, whylen);
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        const long ms = (t1.tv_sec - t0.tv_sec) * 1000L + (t1.tv_nsec - t0.tv_nsec) / 1000000L;
+        if (rc != -EBUSY || ms >= LEDGER_BUSY_TIMEOUT_MS)
+            break;
+        /* 1-16 ms, growing, with some jitter so two openers fall apart */
+        const unsigned step = 1000u << (attempt < 4 ? attempt : 4);
+        usleep(step + (unsigned)(t1.tv_nsec / 1000 % step));
     }
-    sqlite3_finalize(st);
-    if ((rc = exec_sql(l, "PRAGMA synchronous=FULL", why, whylen)) < 0 ||
-        (rc = ledger_schema_migrate(l->db, why, whylen)) < 0 ||
-        (rc = check_meta(l, why, whylen)) < 0) {
+    if (rc < 0) {
         ledger_close(l);
         return rc;
     }

@@ -96,17 +96,31 @@ static const char *const migrations[] = {
     migration_1, /* version 1 */
 };
 
+/* The version is read, and the migrations run, inside one write
+ * transaction: two processes opening a new ledger at once (sluice-diode's
+ * sender and receiver, sluicefs) must not both see an empty file and both
+ * build it, nor one see the other's half-built schema as "a database of
+ * something else". */
 int ledger_schema_migrate(sqlite3 *db, char *why, size_t whylen)
 {
+    char *err = NULL;
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        snprintf(why, whylen, "cannot lock the schema: %s", err ? err : sqlite3_errmsg(db));
+        sqlite3_free(err);
+        const int e = ledger_sqlite_errno(db, rc);
+        return e ? e : -EIO;
+    }
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
-    if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+    rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
         snprintf(why, whylen, "cannot read schema version: %s", sqlite3_errmsg(db));
         int e = ledger_sqlite_errno(db, rc == SQLITE_OK ? sqlite3_errcode(db) : rc);
         sqlite3_finalize(st);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return e ? e : -EIO;
     }
-    int version = sqlite3_column_int(st, 0);
+    const int version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     if (version == 0) {
         /* Version 0 must mean "new, empty file": never graft a ledger onto
@@ -121,6 +135,7 @@ int ledger_schema_migrate(sqlite3 *db, char *why, size_t whylen)
             snprintf(why, whylen, tables < 0 ? "cannot read the schema: %s"
                                              : "not a sluice ledger (a SQLite database of something else)%.0s",
                      sqlite3_errmsg(db));
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
             return tables < 0 ? -EIO : -EINVAL;
         }
     }
@@ -128,29 +143,30 @@ int ledger_schema_migrate(sqlite3 *db, char *why, size_t whylen)
     if (version > latest) {
         snprintf(why, whylen, "schema version %d is newer than this sluice understands (%d)",
                  version, latest);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return -EPROTO;
     }
-    for (int v = version + 1; v <= latest; v++) {
-        char *err = NULL;
+    rc = SQLITE_OK;
+    int v = version + 1;
+    for (; v <= latest && rc == SQLITE_OK; v++) {
         char sql[64];
-        rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err);
-        if (rc == SQLITE_OK && v == 1)
+        if (v == 1)
             rc = sqlite3_exec(db, ledger_records_ddl, NULL, NULL, &err);
         if (rc == SQLITE_OK)
             rc = sqlite3_exec(db, migrations[v], NULL, NULL, &err);
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v);
         if (rc == SQLITE_OK)
             rc = sqlite3_exec(db, sql, NULL, NULL, &err);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &err);
-        if (rc != SQLITE_OK) {
-            snprintf(why, whylen, "migration to schema version %d failed: %s", v,
-                     err ? err : sqlite3_errmsg(db));
-            sqlite3_free(err);
-            int e = ledger_sqlite_errno(db, rc);
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            return e ? e : -EIO;
-        }
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        snprintf(why, whylen, "migration to schema version %d failed: %s", v - 1,
+                 err ? err : sqlite3_errmsg(db));
+        sqlite3_free(err);
+        int e = ledger_sqlite_errno(db, rc);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return e ? e : -EIO;
     }
     return 0;
 }

@@ -60,6 +60,9 @@ set +e
     --ledger "$W/ledger.db" --ledger-key "$W/ledger.key" --key "$W/diode.key" \
     "$W/outbox" --to "fifo:$W/diode.fifo"
 send_rc=$?
+# A sender that failed before it opened the fifo leaves the receiver
+# waiting for a writer for ever: stop it (past its open it sees the end).
+[ "$send_rc" -le 1 ] || kill "$RECV" 2>/dev/null
 wait $RECV
 recv_rc=$?
 set -e
