@@ -184,7 +184,10 @@ static int check_meta(ledger *l, char *why, size_t whylen)
         return -EKEYREJECTED;
     }
     sqlite3_finalize(st);
-    return exec_sql(l, "COMMIT", why, whylen);
+    rc = exec_sql(l, "COMMIT", why, whylen);
+    if (rc < 0 && !sqlite3_get_autocommit(l->db))
+        sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
 sqlfail:
     snprintf(why, whylen, "%s", sqlite3_errmsg(l->db));
     rc = ledger_sqlite_errno(l->db, sqlite3_errcode(l->db));
@@ -266,10 +269,16 @@ void ledger_close(ledger *l)
 static int setup(ledger *l, char *why, size_t whylen)
 {
     char w[400] = "";
+    int rc;
+    /* Some other application's database given by mistake is refused
+     * before anything is changed in it, its journal mode included
+     * (ledger_schema_migrate checks again, in its write transaction). */
+    if ((rc = ledger_schema_foreign(l->db, why, whylen)) < 0)
+        return rc;
     /* WAL + synchronous=FULL: every COMMIT fsyncs the WAL before returning,
      * which is what "durable before the data" means. */
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(l->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+    rc = sqlite3_prepare_v2(l->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *mode = (const char *)sqlite3_column_text(st, 0);
         if (!mode || strcmp(mode, "wal") != 0) {
@@ -372,10 +381,13 @@ int ledger_open(const char *path, const char *key_path, ledger **out, char *why,
         const long ms = (t1.tv_sec - t0.tv_sec) * 1000L + (t1.tv_nsec - t0.tv_nsec) / 1000000L;
         if (rc != -EBUSY || ms >= LEDGER_BUSY_TIMEOUT_MS)
             break;
-        /* 1-16 ms, growing, with some jitter so two openers fall apart */
+        /* 1-32 ms (a step growing to 16 ms, plus as much jitter) so that
+         * two openers fall apart; SQLite's own waits share the budget */
         const unsigned step = 1000u << (attempt < 4 ? attempt : 4);
         usleep(step + (unsigned)(t1.tv_nsec / 1000 % step));
+        sqlite3_busy_timeout(l->db, (int)(LEDGER_BUSY_TIMEOUT_MS - ms > 1 ? LEDGER_BUSY_TIMEOUT_MS - ms : 1));
     }
+    sqlite3_busy_timeout(l->db, LEDGER_BUSY_TIMEOUT_MS);
     if (rc < 0) {
         ledger_close(l);
         return rc;

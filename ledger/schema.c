@@ -96,6 +96,40 @@ static const char *const migrations[] = {
     migration_1, /* version 1 */
 };
 
+/* 0, or -EINVAL when `db` is a database of something else: tables but no
+ * schema version of ours. Version 0 must mean "new, empty file": never
+ * graft a ledger onto some other application's database given by
+ * mistake. One statement, so one snapshot: read outside a transaction,
+ * the version and the tables could straddle another opener's migration. */
+static int foreign_check(sqlite3 *db, int *version, char *why, size_t whylen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT (SELECT user_version FROM pragma_user_version), "
+                                "(SELECT count(*) FROM sqlite_master)",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
+        snprintf(why, whylen, "cannot read the schema: %s", sqlite3_errmsg(db));
+        int e = ledger_sqlite_errno(db, rc == SQLITE_OK ? sqlite3_errcode(db) : rc);
+        sqlite3_finalize(st);
+        return e ? e : -EIO;
+    }
+    *version = sqlite3_column_int(st, 0);
+    const int tables = sqlite3_column_int(st, 1);
+    sqlite3_finalize(st);
+    if (*version == 0 && tables != 0) {
+        snprintf(why, whylen, "not a sluice ledger (a SQLite database of something else)");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int ledger_schema_foreign(sqlite3 *db, char *why, size_t whylen)
+{
+    int version;
+    return foreign_check(db, &version, why, whylen);
+}
+
 /* The version is read, and the migrations run, inside one write
  * transaction: two processes opening a new ledger at once (sluice-diode's
  * sender and receiver, sluicefs) must not both see an empty file and both
@@ -111,33 +145,10 @@ int ledger_schema_migrate(sqlite3 *db, char *why, size_t whylen)
         const int e = ledger_sqlite_errno(db, rc);
         return e ? e : -EIO;
     }
-    sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
-    if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
-        snprintf(why, whylen, "cannot read schema version: %s", sqlite3_errmsg(db));
-        int e = ledger_sqlite_errno(db, rc == SQLITE_OK ? sqlite3_errcode(db) : rc);
-        sqlite3_finalize(st);
+    int version;
+    if ((rc = foreign_check(db, &version, why, whylen)) < 0) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        return e ? e : -EIO;
-    }
-    const int version = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    if (version == 0) {
-        /* Version 0 must mean "new, empty file": never graft a ledger onto
-         * some other application's database given by mistake. */
-        int tables = -1;
-        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) ==
-                SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            tables = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
-        if (tables != 0) {
-            snprintf(why, whylen, tables < 0 ? "cannot read the schema: %s"
-                                             : "not a sluice ledger (a SQLite database of something else)%.0s",
-                     sqlite3_errmsg(db));
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            return tables < 0 ? -EIO : -EINVAL;
-        }
+        return rc;
     }
     const int latest = (int)SLUICE_ARRAY_LEN(migrations) - 1;
     if (version > latest) {
@@ -161,8 +172,11 @@ int ledger_schema_migrate(sqlite3 *db, char *why, size_t whylen)
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &err);
     if (rc != SQLITE_OK) {
-        snprintf(why, whylen, "migration to schema version %d failed: %s", v - 1,
-                 err ? err : sqlite3_errmsg(db));
+        if (v - 1 > version)
+            snprintf(why, whylen, "migration to schema version %d failed: %s", v - 1,
+                     err ? err : sqlite3_errmsg(db));
+        else
+            snprintf(why, whylen, "committing the schema check: %s", err ? err : sqlite3_errmsg(db));
         sqlite3_free(err);
         int e = ledger_sqlite_errno(db, rc);
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);

@@ -55,18 +55,27 @@ mkfifo "$W/diode.fifo"
 "$DIODE" recv --from "fifo:$W/diode.fifo" --vault "$W/vault" --key "$W/diode.key" --once \
     --ledger "$W/ledger.db" --ledger-key "$W/ledger.key" &
 RECV=$!
-set +e
 "$DIODE" send --policy "$POLICY" --no-progress --report "$W/send-report.jsonl" \
     --ledger "$W/ledger.db" --ledger-key "$W/ledger.key" --key "$W/diode.key" \
-    "$W/outbox" --to "fifo:$W/diode.fifo"
-send_rc=$?
-# A sender that failed before it opened the fifo leaves the receiver
-# waiting for a writer for ever: stop it (past its open it sees the end).
-[ "$send_rc" -le 1 ] || kill "$RECV" 2>/dev/null
-wait $RECV
-recv_rc=$?
+    "$W/outbox" --to "fifo:$W/diode.fifo" &
+SEND=$!
+# Whichever ends first: a side that failed before opening the fifo would
+# leave the other waiting for it for ever, so it is stopped (past its open,
+# it sees the end of the stream by itself).
+set +e
+while kill -0 "$SEND" 2>/dev/null && kill -0 "$RECV" 2>/dev/null; do sleep 0.05; done
+if ! kill -0 "$SEND" 2>/dev/null; then
+    wait "$SEND"; send_rc=$?
+    [ "$send_rc" -le 1 ] || kill "$RECV" 2>/dev/null
+    wait "$RECV"; recv_rc=$?
+else
+    wait "$RECV"; recv_rc=$?
+    [ "$recv_rc" -eq 0 ] || kill "$SEND" 2>/dev/null
+    wait "$SEND"; send_rc=$?
+fi
 set -e
 echo "    sender exit $send_rc (1 = some files refused), receiver exit $recv_rc"
+[ "$send_rc" -le 1 ] && [ "$recv_rc" -eq 0 ] || die "the diode transfer failed (its messages are above)"
 echo "    sender's own record of each decision (nothing can come back to tell it):"
 sed 's/^/    /' "$W/send-report.jsonl" | cut -c1-150
 echo "    vault:"

@@ -38,7 +38,7 @@ done
 
 W=$(mktemp -d /tmp/sluice-legal.XXXXXX)
 MNT=$W/view
-FS_PID= RECV_PID=
+FS_PID= RECV_PID= SEND_PID=
 cleanup() {
     set +e
     if mountpoint -q "$MNT" 2>/dev/null; then
@@ -46,6 +46,7 @@ cleanup() {
     fi
     [ -n "$FS_PID" ] && kill "$FS_PID" 2>/dev/null && wait "$FS_PID" 2>/dev/null
     [ -n "$RECV_PID" ] && kill "$RECV_PID" 2>/dev/null && wait "$RECV_PID" 2>/dev/null
+    [ -n "$SEND_PID" ] && kill "$SEND_PID" 2>/dev/null && wait "$SEND_PID" 2>/dev/null
     rm -rf "$W"
 }
 trap cleanup EXIT
@@ -70,16 +71,25 @@ mkfifo "$W/diode.fifo"
 "$DIODE" recv --from "fifo:$W/diode.fifo" --vault "$W/vault" --key "$W/diode.key" --once \
     --ledger "$W/ledger.db" --ledger-key "$W/ledger.key" 2>"$W/recv.log" &
 RECV_PID=$!
-set +e
 "$DIODE" send --policy "$POLICY" --no-progress --report "$W/send.jsonl" \
     --ledger "$W/ledger.db" --ledger-key "$W/ledger.key" --key "$W/diode.key" \
-    "$W/outbox" --to "fifo:$W/diode.fifo" 2>"$W/send.log"
-send_rc=$?
-# A sender that failed before it opened the fifo leaves the receiver
-# waiting for a writer for ever: stop it (past its open it sees the end).
-[ "$send_rc" -le 1 ] || kill "$RECV_PID" 2>/dev/null
-wait "$RECV_PID"; recv_rc=$?
-RECV_PID=
+    "$W/outbox" --to "fifo:$W/diode.fifo" 2>"$W/send.log" &
+SEND_PID=$!
+# Whichever ends first: a side that failed before opening the fifo would
+# leave the other waiting for it for ever, so it is stopped (past its open,
+# it sees the end of the stream by itself).
+set +e
+while kill -0 "$SEND_PID" 2>/dev/null && kill -0 "$RECV_PID" 2>/dev/null; do sleep 0.05; done
+if ! kill -0 "$SEND_PID" 2>/dev/null; then
+    wait "$SEND_PID"; send_rc=$?
+    [ "$send_rc" -le 1 ] || kill "$RECV_PID" 2>/dev/null
+    wait "$RECV_PID"; recv_rc=$?
+else
+    wait "$RECV_PID"; recv_rc=$?
+    [ "$recv_rc" -eq 0 ] || kill "$SEND_PID" 2>/dev/null
+    wait "$SEND_PID"; send_rc=$?
+fi
+RECV_PID= SEND_PID=
 set -e
 echo "    sender exit $send_rc (1: some files refused), receiver exit $recv_rc"
 [ "$send_rc" -le 1 ] && [ "$recv_rc" -eq 0 ] || { cat "$W/send.log" "$W/recv.log" >&2; die "diode transfer failed"; }

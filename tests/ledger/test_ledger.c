@@ -827,6 +827,11 @@ static void test_schema_versions(void **state)
     assert_int_equal(ledger_open(other, f->key, &l, why, sizeof why), -EINVAL);
     assert_non_null(strstr(why, "not a sluice ledger"));
     assert_int_equal(sql_int(other, "SELECT count(*) FROM sqlite_master"), 1);
+    /* refused before anything in it changed, its journal mode included */
+    assert_sql_text(other, "PRAGMA journal_mode", "delete");
+    char wal[180];
+    snprintf(wal, sizeof wal, "%s-wal", other);
+    assert_int_equal(access(wal, F_OK), -1);
 }
 
 /* ---- crash: SIGKILL while 16 threads append ----------------------------------------- */
