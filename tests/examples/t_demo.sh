@@ -29,4 +29,24 @@ check_contains "the ledger verifies" "$text" "ok: "
 check_lacks "no stale mount" "$(cat /proc/mounts)" "sluice-demo"
 after=$(ls -d /tmp/sluice-demo.* 2>/dev/null | wc -l)
 check_eq "the demo cleaned up after itself" "$before" "$after"
+
+# One side of the diode failing before it opens the fifo (a bad key, an
+# unwritable vault, a busy ledger) must end the demo with the error, not
+# leave the other side waiting on the fifo for ever: a build whose
+# sluice-diode fails the side named in FAIL_SIDE at once.
+fake=$T_TMP/fakebuild
+mkdir -p "$fake"
+for b in sluice sluicefs sluice-extract; do ln -s "$BUILD/$b" "$fake/$b"; done
+printf '#!/bin/sh\n[ "$1" = "$FAIL_SIDE" ] && { echo "sluice-diode $1: injected failure" >&2; exit 2; }\nexec %s "$@"\n' \
+    "$BUILD/sluice-diode" >"$fake/sluice-diode"
+chmod +x "$fake/sluice-diode"
+for side in recv send; do
+    FAIL_SIDE=$side SLUICE_BUILD=$fake timeout 120 bash "$ROOT/examples/demo/run.sh" >"$T_TMP/fail-$side.out" 2>&1
+    check_eq "a $side side failing early ends the demo with an error (124: it hung)" 2 "$?"
+    check_contains "the $side failure: the demo says the transfer failed" "$(cat "$T_TMP/fail-$side.out")" \
+        "the diode transfer failed"
+    check_fails "the $side failure: no sluice-diode is left running" pgrep -f "$fake/sluice-diode"
+done
+after=$(ls -d /tmp/sluice-demo.* 2>/dev/null | wc -l)
+check_eq "the failed demos cleaned up after themselves" "$before" "$after"
 t_done
