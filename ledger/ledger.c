@@ -269,11 +269,11 @@ void ledger_close(ledger *l)
 static int setup(ledger *l, char *why, size_t whylen)
 {
     char w[400] = "";
-    int rc;
+    int rc, version;
     /* Some other application's database given by mistake is refused
      * before anything is changed in it, its journal mode included
      * (ledger_schema_migrate checks again, in its write transaction). */
-    if ((rc = ledger_schema_foreign(l->db, why, whylen)) < 0)
+    if ((rc = ledger_schema_foreign(l->db, &version, why, whylen)) < 0)
         return rc;
     /* WAL + synchronous=FULL: every COMMIT fsyncs the WAL before returning,
      * which is what "durable before the data" means. */

@@ -65,8 +65,9 @@ int ledger_json_str(char **buf, size_t *len, size_t *cap, const char *s);
 
 /* Create or migrate the schema (PRAGMA user_version); 0 or -errno, why set. */
 int ledger_schema_migrate(sqlite3 *db, char *why, size_t whylen);
-/* -EINVAL when db holds tables but no ledger schema version (read-only). */
-int ledger_schema_foreign(sqlite3 *db, char *why, size_t whylen);
+/* -EINVAL when db holds tables but no ledger schema version; *version
+ * set otherwise. Read-only. */
+int ledger_schema_foreign(sqlite3 *db, int *version, char *why, size_t whylen);
 /* The DDL of the records table, for segment files. */
 extern const char ledger_records_ddl[];
 

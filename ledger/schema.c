@@ -101,7 +101,7 @@ static const char *const migrations[] = {
  * graft a ledger onto some other application's database given by
  * mistake. One statement, so one snapshot: read outside a transaction,
  * the version and the tables could straddle another opener's migration. */
-static int foreign_check(sqlite3 *db, int *version, char *why, size_t whylen)
+int ledger_schema_foreign(sqlite3 *db, int *version, char *why, size_t whylen)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db,
@@ -124,12 +124,6 @@ static int foreign_check(sqlite3 *db, int *version, char *why, size_t whylen)
     return 0;
 }
 
-int ledger_schema_foreign(sqlite3 *db, char *why, size_t whylen)
-{
-    int version;
-    return foreign_check(db, &version, why, whylen);
-}
-
 /* The version is read, and the migrations run, inside one write
  * transaction: two processes opening a new ledger at once (sluice-diode's
  * sender and receiver, sluicefs) must not both see an empty file and both
@@ -146,7 +140,7 @@ int ledger_schema_migrate(sqlite3 *db, char *why, size_t whylen)
         return e ? e : -EIO;
     }
     int version;
-    if ((rc = foreign_check(db, &version, why, whylen)) < 0) {
+    if ((rc = ledger_schema_foreign(db, &version, why, whylen)) < 0) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return rc;
     }
