@@ -10,11 +10,14 @@
 #   make soak       16 readers for 10 minutes under reloads and publishing
 #   make sanitize   ASan+UBSan build in build-san/, then the whole test suite against it
 #   make memcheck   every unit test binary under valgrind's memcheck
-#   make fuzz       libFuzzer campaigns, bounded in time (FUZZ_SECONDS each)
+#   make fuzz       libFuzzer campaigns, bounded in time (FUZZ_SECONDS each),
+#                   growing their corpora under FUZZ_CORPUS (build-fuzz);
+#                   FUZZ_ARGS: more libFuzzer flags
 #   make deps       install the Debian packages a fresh machine needs
 #   make install    PREFIX=/usr/local DESTDIR=
 
 B        ?= build
+FUZZ_CORPUS ?= build-fuzz
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0

@@ -24,10 +24,10 @@ build-fuzz/fuzz_frame: $(FUZZ_DIODE_SRC) diode/diode.h
 
 .PHONY: fuzz-diode
 fuzz-diode: build-fuzz/fuzz_frame
-	mkdir -p build-fuzz/corpus-diode
-	cp -n tests/diode/corpus/* build-fuzz/corpus-diode/ 2>/dev/null || true
-	build-fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -max_len=300000 \
-	    build-fuzz/corpus-diode tests/diode/corpus
+	mkdir -p $(FUZZ_CORPUS)/corpus-diode
+	cp -n tests/diode/corpus/* $(FUZZ_CORPUS)/corpus-diode/ 2>/dev/null || true
+	build-fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) -max_len=300000 \
+	    $(FUZZ_CORPUS)/corpus-diode tests/diode/corpus
 fuzz: fuzz-diode
 
 # The sender may execute the installed extraction helper (extract/extract.c's

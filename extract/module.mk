@@ -48,7 +48,7 @@ build-fuzz/fuzz_extract: $(FUZZ_EXTRACT_SRC) extract/extract.h extract/extract_i
 
 .PHONY: fuzz-extract
 fuzz-extract: build-fuzz/fuzz_extract
-	mkdir -p build-fuzz/corpus-extract
-	build-fuzz/fuzz_extract -max_total_time=$(FUZZ_SECONDS) -max_len=200000 -rss_limit_mb=2048 \
-	    build-fuzz/corpus-extract tests/extract/corpus
+	mkdir -p $(FUZZ_CORPUS)/corpus-extract
+	build-fuzz/fuzz_extract -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) -max_len=200000 -rss_limit_mb=2048 \
+	    $(FUZZ_CORPUS)/corpus-extract tests/extract/corpus
 fuzz: fuzz-extract

@@ -15,9 +15,9 @@ build-fuzz/fuzz_scan: tests/dlp/fuzz_scan.c $(FUZZ_DLP_SRC) dlp/dlp.h dlp/dlp_i.
 
 .PHONY: fuzz-dlp
 fuzz-dlp: build-fuzz/fuzz_rules build-fuzz/fuzz_scan
-	mkdir -p build-fuzz/corpus-rules build-fuzz/corpus-scan
-	build-fuzz/fuzz_rules -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
-	    -dict=tests/dlp/rules.dict build-fuzz/corpus-rules tests/dlp/corpus-rules
-	build-fuzz/fuzz_scan -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-	    build-fuzz/corpus-scan tests/dlp/corpus-scan
+	mkdir -p $(FUZZ_CORPUS)/corpus-rules $(FUZZ_CORPUS)/corpus-scan
+	build-fuzz/fuzz_rules -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) -max_len=8192 \
+	    -dict=tests/dlp/rules.dict $(FUZZ_CORPUS)/corpus-rules tests/dlp/corpus-rules
+	build-fuzz/fuzz_scan -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) -max_len=65536 \
+	    $(FUZZ_CORPUS)/corpus-scan tests/dlp/corpus-scan
 fuzz: fuzz-dlp

@@ -21,7 +21,7 @@ build-fuzz/fuzz_ledger: tests/ledger/fuzz_ledger.c $(FUZZ_LEDGER_SRC) ledger/led
 
 .PHONY: fuzz-ledger
 fuzz-ledger: build-fuzz/fuzz_ledger
-	mkdir -p build-fuzz/corpus-ledger
-	build-fuzz/fuzz_ledger -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-	    build-fuzz/corpus-ledger tests/ledger/corpus
+	mkdir -p $(FUZZ_CORPUS)/corpus-ledger
+	build-fuzz/fuzz_ledger -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) -max_len=65536 \
+	    $(FUZZ_CORPUS)/corpus-ledger tests/ledger/corpus
 fuzz: fuzz-ledger
