@@ -23,6 +23,8 @@
 #       the same directory). The first pass builds the views; the cached
 #       passes run in rounds interleaved with bindfs, compared by medians.
 #   BENCH_FS_FILES (16) large files of BENCH_FS_MB (68) MB each
+#   BENCH_FS_SMALL (10000) small files, in directories of 100
+#   BENCH_FS_PRIME_GB (3): memory primed before each first read
 #   BENCH_FS_CASES (ab): which cases to run, e.g. BENCH_FS_CASES=b
 #   BENCH_FS_ROUNDS (3): rounds of case (b)'s cached passes, interleaved
 #   SLUICE_BUILD: the build whose sluicefs is measured (default build/)
@@ -33,6 +35,8 @@ W=${BENCH_WORK:-/var/tmp/sluice-bench}/fs
 NFILES=${BENCH_FS_FILES:-16}
 MB=${BENCH_FS_MB:-68}
 CASES=${BENCH_FS_CASES:-ab}
+NSMALL=${BENCH_FS_SMALL:-10000}
+PRIME=${BENCH_FS_PRIME_GB:-3}
 POLICY=$ROOT/rules/default-policy.yaml
 SLUICEFS=$BUILD/sluicefs
 die() { echo "bench_fs: $*" >&2; exit 1; }
@@ -45,10 +49,11 @@ gen=$ROOT/tests/bench/gencorpus.py
 DATA_FORMAT=1 # bump when the layout below changes
 ver=$( (cat "$gen"; echo "$DATA_FORMAT") | sha256sum | cut -c1-12)
 DATA=$W/data-$NFILES-$MB-$ver
+[ "$NSMALL" = 10000 ] || DATA=$W/data-$NFILES-$MB-$NSMALL-$ver
 if [ ! -e "$DATA/.done" ]; then
     rm -rf "$W"/data-*
     mkdir -p "$DATA/large" "$DATA/small"
-    echo "generating $NFILES x $MB MB of text and 10,000 files of 4 KiB in $DATA ..."
+    echo "generating $NFILES x $MB MB of text and $NSMALL files of 4 KiB in $DATA ..."
     # Four distinct corpora, copied to the rest (distinct inodes: sluicefs
     # builds every view anyway; generating 1 GiB of prose takes minutes).
     for ((i = 0; i < NFILES; i++)); do
@@ -60,14 +65,14 @@ if [ ! -e "$DATA/.done" ]; then
             cp "$(printf '%s/large/doc%02d.txt' "$DATA" "$((i % 4))")" "$f"
         fi
     done
-    python3 - "$DATA/large/doc00.txt" "$DATA/small" <<'PY' || die "small files"
+    python3 - "$DATA/large/doc00.txt" "$DATA/small" "$NSMALL" <<'PY' || die "small files"
 import os, sys
-src, out = sys.argv[1], sys.argv[2]
+src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 lines = open(src, "rb").read().split(b"\n")
 li = 0
-for d in range(100):
+for d in range((n + 99) // 100):
     os.makedirs(f"{out}/d{d:02d}")
-    for k in range(100):
+    for k in range(min(100, n - 100 * d)):
         buf = b""
         while True:  # whole lines up to 4 KiB, padded with spaces to exactly 4096
             line = lines[li % len(lines)] + b"\n"
@@ -192,14 +197,14 @@ PY
 persec() { awk -v n="$1" -v t="$2" 'BEGIN {printf "%.0f", n / t}'; }
 
 echo "tree: $DATA"
-echo "  (a) $NFILES files, $(awk -v b="$large_bytes" 'BEGIN {printf "%.0f", b / 1e6}') MB; (b) 10,000 files of 4 KiB; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "  (a) $NFILES files, $(awk -v b="$large_bytes" 'BEGIN {printf "%.0f", b / 1e6}') MB; (b) $NSMALL files of 4 KiB; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ $CASES == *a* ]]; then
 echo "(a) large text files, 1 MiB reads"
 readall "$DATA/large" >/dev/null # native: page cache warm for every contender
 read -r nb nt _ < <(readall "$DATA/large");   nat=$(mbps "$nb" "$nt")
-pm1=$(prime_memory 3)
+pm1=$(prime_memory "$PRIME")
 read -r bb bt _ < <(readall "$MB_/large");    b1=$(mbps "$bb" "$bt")
-pm2=$(prime_memory 3)
+pm2=$(prime_memory "$PRIME")
 c0=$(daemon_cpu)
 read -r sb st _ < <(readall "$MS/large");     s1=$(mbps "$sb" "$st")
 c1=$(daemon_cpu)
@@ -208,7 +213,7 @@ read -r sb2 st2 _ < <(readall "$MS/large");   s2=$(mbps "$sb2" "$st2")
 c2=$(daemon_cpu)
 printf '  %-40s %8s MB/s\n' "native (page cache)" "$nat" "bindfs -r, first read" "$b1" \
     "sluicefs, first read (sanitizing)" "$s1" "bindfs -r, second read" "$b2" "sluicefs, second read (cached views)" "$s2"
-echo "  memory primed before each first read (3 GB faulted in and freed): $pm1 s per GB before bindfs's, $pm2 s per GB before sluicefs's"
+echo "  memory primed before each first read ($PRIME GB faulted in and freed): $pm1 s per GB before bindfs's, $pm2 s per GB before sluicefs's"
 echo "  sluicefs daemon cpu: first read $(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.1f", b - a}') s ($(awk -v a="$c0" -v b="$c1" -v n="$sb" 'BEGIN {printf "%.1f", (b - a) / n * 1e9}') s per GB), second read $(awk -v a="$c1" -v b="$c2" 'BEGIN {printf "%.1f", b - a}') s"
 echo "  ratios: first read sluicefs/bindfs $(ratio "$s1" "$b1") (target: >= 500 MB/s absolute: $s1);" \
      "second read sluicefs/bindfs $(ratio "$s2" "$b2") (target >= 0.8)"
@@ -226,7 +231,7 @@ SLUICE_KEY_FILE=$KEY "$SLUICEFS" -f -o "policy=$POLICY,ledger=$DB2,ledger_key=$L
 SPID2=$!
 for _ in $(seq 100); do mounted "$MS2" && break; sleep 0.1; done
 mounted "$MS2" || die "second mount failed: $(cat "$W/sluicefs2.log")"
-prime_memory 3 >/dev/null
+prime_memory "$PRIME" >/dev/null
 p0=$(daemon_cpu "$SPID2")
 read -r pb pt _ < <(readall "$MS2/large" 2); sp=$(mbps "$pb" "$pt")
 p1=$(daemon_cpu "$SPID2")
@@ -236,7 +241,7 @@ stopfs "$MS2" "$SPID2"; SPID2=
 fi
 
 if [[ $CASES == *b* ]]; then
-echo "(b) 10,000 files of 4 KiB, python open/read/close loop"
+echo "(b) $NSMALL files of 4 KiB, python open/read/close loop"
 # The first pass builds the views, so it runs once; the cached passes run
 # BENCH_FS_ROUNDS times interleaved with bindfs (load from other users of
 # the machine swings single runs by 2x or more) and medians are compared.

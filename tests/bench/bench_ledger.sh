@@ -14,6 +14,7 @@ B=${SLUICE_BUILD:-build}
 TOOL=$B/tests/ledger/ledger_tool
 W=${BENCH_WORK:-/var/tmp/sluice-bench}/ledger
 RUNS=${LEDGER_BENCH_RUNS:-3}
+DIV=${LEDGER_BENCH_DIV:-1} # divides every count below (a smoke run)
 [ -x "$TOOL" ] || { echo "ledger_tool not built (make)"; exit 1; }
 rm -rf "$W"; mkdir -p "$W"
 trap 'mountpoint -q "$W/mnt" 2>/dev/null && fusermount3 -uz "$W/mnt"; rm -rf "$W"' EXIT
@@ -47,13 +48,13 @@ echo "durable appends per second, median of $RUNS runs (WAL, synchronous=FULL, $
 # 3000 single commits: the WAL wraps several times (a fresh WAL is appended to
 # for its first ~1000 pages, then written over in place).
 for _ in $(seq "$RUNS"); do
-    "$TOOL" sync "$W" 1000 | tee -a "$W/log" > "$W/sync.now"
+    "$TOOL" sync "$W" $((1000 / DIV)) | tee -a "$W/log" > "$W/sync.now"
     sed -n 's/.*append_per_second=\([0-9]*\).*/\1/p' "$W/sync.now" >> "$W/sync_append"
     sed -n 's/.*inplace_per_second=\([0-9]*\).*/\1/p' "$W/sync.now" >> "$W/sync_inplace"
-    run_sqlite 3000 >> "$W/base"
-    run_ledger 1 3000 >> "$W/one"
-    run_ledger 16 32000 >> "$W/sixteen"
-    run_ledger 16 16000 100 >> "$W/think"
+    run_sqlite $((3000 / DIV)) >> "$W/base"
+    run_ledger 1 $((3000 / DIV)) >> "$W/one"
+    run_ledger 16 $((32000 / DIV)) >> "$W/sixteen"
+    run_ledger 16 $((16000 / DIV)) 100 >> "$W/think"
 done
 sapp=$(median < "$W/sync_append"); sinp=$(median < "$W/sync_inplace")
 base=$(median < "$W/base"); one=$(median < "$W/one"); sixteen=$(median < "$W/sixteen"); think=$(median < "$W/think")

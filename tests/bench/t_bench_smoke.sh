@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# tests/bench/t_bench_smoke.sh — `make bench` in miniature inside make check:
+# every benchmark runs end to end on a small data set, so that a bench that
+# no longer runs (a changed option, a tool gone missing, a wrong byte count)
+# is found by the tests, not on the day its figures are needed. It checks
+# that each one completes, prints its ratios and its own correctness checks
+# (sluicefs serves what `sluice scan` produces, every open has its ledger
+# row, the diode's copies are intact); it asserts no timing.
+source "$(dirname "$0")/../lib.sh"
+[ "$(id -u)" = 0 ] && [ -e /dev/fuse ] || { echo "needs root and /dev/fuse"; exit 77; }
+for t in bindfs pcre2grep udp-sender; do
+    command -v "$t" >/dev/null || { echo "needs $t (make deps)"; exit 77; }
+done
+export SLUICE_ROOT=$ROOT SLUICE_BUILD=$BUILD BENCH_WORK=$T_TMP/bench
+mkdir -p "$BENCH_WORK"
+bench() { # NAME: run tests/bench/bench_NAME.sh with the environment given
+    timeout 600 bash "$ROOT/tests/bench/bench_$1.sh" >"$T_TMP/$1.out" 2>&1
+    local rc=$?
+    check_eq "bench_$1 runs to the end on a small set" 0 "$rc"
+    [ "$rc" -eq 0 ] || tail -n 20 "$T_TMP/$1.out" | sed 's/^/#   /'
+    out=$(cat "$T_TMP/$1.out")
+}
+
+BENCH_FS_FILES=2 BENCH_FS_MB=2 BENCH_FS_SMALL=300 BENCH_FS_ROUNDS=1 BENCH_FS_PRIME_GB=0.1 bench fs
+check_contains "bench_fs: sluicefs serves what sluice scan produces" "$out" "sluicefs view == sluice scan output: yes"
+check_contains "bench_fs: first and second read ratios" "$out" "ratios: first read sluicefs/bindfs"
+check_contains "bench_fs: small-file ratios" "$out" "ratios (medians of 1): sluicefs/bindfs first"
+check_contains "bench_fs: one ledger row per open" "$out" "ledger rows written: 900 for 900 opens"
+check_contains "bench_fs: where the time goes (daemon cpu per open)" "$out" "sluicefs daemon cpu per open:"
+
+BENCH_DLP_MB=2 BENCH_RUNS=1 bench dlp
+check_contains "bench_dlp: sluice against pcre2grep" "$out" "ratio sluice / pcre2grep:"
+check_contains "bench_dlp: its planted findings found (it dies otherwise)" "$out" "bench_dlp: ok"
+
+LEDGER_BENCH_RUNS=1 LEDGER_BENCH_DIV=10 bench ledger
+check_contains "bench_ledger: 16 appenders against the baseline" "$out" "ratio 16 appenders / baseline:"
+check_contains "bench_ledger: the chain verifies afterwards" "$out" "chain: ok:"
+
+EXTRACT_BENCH_DOCS=20 bench extract
+check_contains "bench_extract: per-document figures" "$out" "ms per document (wall):"
+
+BENCH_DIODE_MB=8 BENCH_DIODE_RUNS=1 bench diode
+check_contains "bench_diode: diode against udpcast" "$out" "ratio diode / udpcast, loopback:"
+for row in "diode udp loopback" "diode veth 2% loss"; do
+    check "bench_diode: $row arrived intact" grep -Eq "^$row +1/1 " "$T_TMP/diode.out"
+done
+t_done
