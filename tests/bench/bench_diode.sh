@@ -164,7 +164,13 @@ diode_udp() { # NAME NS_SEND NS_RECV ADDR RATE [BINARY]
     NSX=$nsr nsx "$nsr" $TIMEX -o ucpu.recv -f "%U %S" timeout $TMO "$D" recv \
         --from "udp:$addr:47400" --vault "$WORK/udst" --key key --once --idle-exit 30 2>urecv.err &
     local rpid=$!
-    sleep 0.5
+    # the sender starts once the receiver's socket is bound (up to 10 s;
+    # what it sends before is lost, and a loaded machine starts it late)
+    for _ in $(seq 200); do
+        NSX=$nsr nsx "$nsr" ss -Hlun "sport = :47400" 2>/dev/null | grep -q . && break
+        kill -0 $rpid 2>/dev/null || break
+        sleep 0.05
+    done
     local t0; t0=$(now)
     NSX=$nss nsx "$nss" $TIMEX -o ucpu.send -f "%U %S" timeout $TMO "$D" send --no-policy \
         --key key --fec 32:8 --rate "$rate" src --to "udp:$addr:47400" 2>/dev/null

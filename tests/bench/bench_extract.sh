@@ -11,6 +11,7 @@ B=${SLUICE_BUILD:-build}
 TOOL=$B/tests/extract/extract_bench
 W=${BENCH_WORK:-/var/tmp/sluice-bench}/extract
 N=${EXTRACT_BENCH_DOCS:-500}
+COLD=${EXTRACT_BENCH_COLD:-1} # 0: no drop_caches before first passes (a smoke run)
 PY=/usr/bin/python3
 [ -x "$TOOL" ] || { echo "extract_bench not built (make)"; exit 1; }
 $PY -c 'import docx, reportlab' 2>/dev/null || { echo "python3-docx / python3-reportlab missing"; exit 1; }
@@ -56,14 +57,14 @@ echo "$N documents ($(ls "$W"/docs/*.pdf | wc -l) PDF, $(ls "$W"/docs/*.docx | w
 
 fps() { sed -n 's/.*files_per_second=\([0-9.]*\).*/\1/p'; }
 run() { # label mode threads list
-    local out; out=$("$TOOL" "$2" "$3" "$4") || { echo "$1: FAILED: $out"; return 1; }
+    local out; out=$("$TOOL" "$2" "$3" "$4") || { echo "$1: FAILED: $out" >&2; return 1; }
     printf '%-52s %10s files/s   (%s)\n' "$1" "$(echo "$out" | fps)" "$out" >&2
     echo "$out" | fps
 }
-sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+[ "$COLD" = 0 ] || { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 raw_cold=$(run "plain text, read raw, first pass" raw 1 "$W/txt.list")
 raw=$(run "plain text, read raw, second pass" raw 1 "$W/txt.list")
-sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+[ "$COLD" = 0 ] || { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 first=$(run "documents, extract_text, 1 thread, first pass" extract 1 "$W/docs.list")
 second=$(run "documents, extract_text, 1 thread, second pass" extract 1 "$W/docs.list")
 two=$(run "documents, extract_text, 2 threads" extract 2 "$W/docs.list")
@@ -74,6 +75,9 @@ dx=$(grep '\.docx$' "$W/docs.list" > "$W/docx.list"; run "  DOCX only, 1 thread"
 head -n 100 "$W/docs.list" > "$W/some.list"
 served=$(run "  100 documents, forking server (default)" extract 1 "$W/some.list")
 spawned=$(SLUICE_EXTRACT_SPAWN=1 run "  100 documents, a new helper per document" extract 1 "$W/some.list")
+for v in "$raw_cold" "$raw" "$first" "$second" "$two" "$pdf"; do # a failed run printed nothing
+    [ -n "$v" ] || { echo "bench_extract: a run failed" >&2; exit 1; }
+done
 awk -v r="$raw" -v rc="$raw_cold" -v f="$first" -v s="$second" -v t="$two" -v p="$pdf" -v d="$dx" \
     -v sv="$served" -v sp="$spawned" 'BEGIN{
     printf "ratio extraction first pass / raw text first pass:  %.4f\n", f / rc

@@ -36,6 +36,7 @@ NFILES=${BENCH_FS_FILES:-16}
 MB=${BENCH_FS_MB:-68}
 CASES=${BENCH_FS_CASES:-ab}
 NSMALL=${BENCH_FS_SMALL:-10000}
+NSMALL_H=$(printf '%s' "$NSMALL" | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta') # 10,000
 PRIME=${BENCH_FS_PRIME_GB:-3}
 POLICY=$ROOT/rules/default-policy.yaml
 SLUICEFS=$BUILD/sluicefs
@@ -53,7 +54,7 @@ DATA=$W/data-$NFILES-$MB-$ver
 if [ ! -e "$DATA/.done" ]; then
     rm -rf "$W"/data-*
     mkdir -p "$DATA/large" "$DATA/small"
-    echo "generating $NFILES x $MB MB of text and $NSMALL files of 4 KiB in $DATA ..."
+    echo "generating $NFILES x $MB MB of text and $NSMALL_H files of 4 KiB in $DATA ..."
     # Four distinct corpora, copied to the rest (distinct inodes: sluicefs
     # builds every view anyway; generating 1 GiB of prose takes minutes).
     for ((i = 0; i < NFILES; i++)); do
@@ -197,7 +198,7 @@ PY
 persec() { awk -v n="$1" -v t="$2" 'BEGIN {printf "%.0f", n / t}'; }
 
 echo "tree: $DATA"
-echo "  (a) $NFILES files, $(awk -v b="$large_bytes" 'BEGIN {printf "%.0f", b / 1e6}') MB; (b) $NSMALL files of 4 KiB; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "  (a) $NFILES files, $(awk -v b="$large_bytes" 'BEGIN {printf "%.0f", b / 1e6}') MB; (b) $NSMALL_H files of 4 KiB; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ $CASES == *a* ]]; then
 echo "(a) large text files, 1 MiB reads"
 readall "$DATA/large" >/dev/null # native: page cache warm for every contender
@@ -241,7 +242,7 @@ stopfs "$MS2" "$SPID2"; SPID2=
 fi
 
 if [[ $CASES == *b* ]]; then
-echo "(b) $NSMALL files of 4 KiB, python open/read/close loop"
+echo "(b) $NSMALL_H files of 4 KiB, python open/read/close loop"
 # The first pass builds the views, so it runs once; the cached passes run
 # BENCH_FS_ROUNDS times interleaved with bindfs (load from other users of
 # the machine swings single runs by 2x or more) and medians are compared.

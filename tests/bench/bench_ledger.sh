@@ -58,6 +58,9 @@ for _ in $(seq "$RUNS"); do
 done
 sapp=$(median < "$W/sync_append"); sinp=$(median < "$W/sync_inplace")
 base=$(median < "$W/base"); one=$(median < "$W/one"); sixteen=$(median < "$W/sixteen"); think=$(median < "$W/think")
+for v in "$sapp" "$sinp" "$base" "$one" "$sixteen" "$think"; do # a run that failed printed nothing
+    [ -n "$v" ] || { echo "bench_ledger: a run failed (see $W/log)" >&2; exit 1; }
+done
 printf '%-52s %10s\n' "4 KiB write + fdatasync, appended (disk floor)" "$sapp"
 printf '%-52s %10s\n' "4 KiB write + fdatasync, in place (disk floor)" "$sinp"
 printf '%-52s %10s\n' "plain SQLite, one row per commit (baseline)" "$base"
