@@ -40,12 +40,15 @@ for b in sluice sluicefs sluice-extract; do ln -s "$BUILD/$b" "$fake/$b"; done
 printf '#!/bin/sh\n[ "$1" = "$FAIL_SIDE" ] && { echo "sluice-diode $1: injected failure" >&2; exit 2; }\nexec %s "$@"\n' \
     "$BUILD/sluice-diode" >"$fake/sluice-diode"
 chmod +x "$fake/sluice-diode"
+# the real sluice-diode (the wrapper execs it) of a failed demo, by its fifo
+left='sluice-diode (send|recv) .*fifo:/tmp/sluice-demo\.'
+t_at_exit "pkill -KILL -f '$left'"
 for side in recv send; do
     FAIL_SIDE=$side SLUICE_BUILD=$fake timeout 120 bash "$ROOT/examples/demo/run.sh" >"$T_TMP/fail-$side.out" 2>&1
     check_eq "a $side side failing early ends the demo with an error (124: it hung)" 2 "$?"
     check_contains "the $side failure: the demo says the transfer failed" "$(cat "$T_TMP/fail-$side.out")" \
         "the diode transfer failed"
-    check_fails "the $side failure: no sluice-diode is left running" pgrep -f "$fake/sluice-diode"
+    check_fails "the $side failure: no sluice-diode is left running" pgrep -f "$left"
 done
 after=$(ls -d /tmp/sluice-demo.* 2>/dev/null | wc -l)
 check_eq "the failed demos cleaned up after themselves" "$before" "$after"
