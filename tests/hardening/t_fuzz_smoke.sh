@@ -21,7 +21,7 @@ for c in dlp diode extract ledger; do
     out=$T_TMP/$c
     mkdir -p "$out"
     rm -f "$ROOT"/build-fuzz/smoke-"$c"-*
-    make -s -C "$ROOT" "fuzz-$c" FUZZ_SECONDS="$secs" FUZZ_CORPUS="$out" \
+    TMPDIR=$T_TMP make -s -C "$ROOT" "fuzz-$c" FUZZ_SECONDS="$secs" FUZZ_CORPUS="$out" \
         FUZZ_ARGS="-artifact_prefix=$ROOT/build-fuzz/smoke-$c-" >"$out.log" 2>&1
     rc=$?
     check_eq "fuzz-$c: $secs s per target from its seeds, no crash, leak or sanitizer report" 0 "$rc"
