@@ -12,6 +12,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+source "$ROOT/examples/diode-pair.sh"
 B=${SLUICE_BUILD:-$ROOT/build}
 SLUICE=$B/sluice SLUICEFS=$B/sluicefs DIODE=$B/sluice-diode
 POLICY=$ROOT/rules/default-policy.yaml
@@ -59,20 +60,8 @@ RECV=$!
     --ledger "$W/ledger.db" --ledger-key "$W/ledger.key" --key "$W/diode.key" \
     "$W/outbox" --to "fifo:$W/diode.fifo" &
 SEND=$!
-# Whichever ends first: a side that failed before opening the fifo would
-# leave the other waiting for it for ever, so it is stopped (past its open,
-# it sees the end of the stream by itself).
 set +e
-while kill -0 "$SEND" 2>/dev/null && kill -0 "$RECV" 2>/dev/null; do sleep 0.05; done
-if ! kill -0 "$SEND" 2>/dev/null; then
-    wait "$SEND"; send_rc=$?
-    [ "$send_rc" -le 1 ] || kill "$RECV" 2>/dev/null
-    wait "$RECV"; recv_rc=$?
-else
-    wait "$RECV"; recv_rc=$?
-    [ "$recv_rc" -eq 0 ] || kill "$SEND" 2>/dev/null
-    wait "$SEND"; send_rc=$?
-fi
+diode_wait_pair "$SEND" "$RECV" # whichever ends first: a failed side stops the other
 set -e
 echo "    sender exit $send_rc (1 = some files refused), receiver exit $recv_rc"
 [ "$send_rc" -le 1 ] && [ "$recv_rc" -eq 0 ] || die "the diode transfer failed (its messages are above)"

@@ -21,6 +21,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+source "$ROOT/examples/diode-pair.sh"
 B=${SLUICE_BUILD:-$ROOT/build}
 SLUICE=$B/sluice SLUICEFS=$B/sluicefs DIODE=$B/sluice-diode
 POLICY=${SLUICE_POLICY:-$ROOT/rules/default-policy.yaml}
@@ -75,20 +76,8 @@ RECV_PID=$!
     --ledger "$W/ledger.db" --ledger-key "$W/ledger.key" --key "$W/diode.key" \
     "$W/outbox" --to "fifo:$W/diode.fifo" 2>"$W/send.log" &
 SEND_PID=$!
-# Whichever ends first: a side that failed before opening the fifo would
-# leave the other waiting for it for ever, so it is stopped (past its open,
-# it sees the end of the stream by itself).
 set +e
-while kill -0 "$SEND_PID" 2>/dev/null && kill -0 "$RECV_PID" 2>/dev/null; do sleep 0.05; done
-if ! kill -0 "$SEND_PID" 2>/dev/null; then
-    wait "$SEND_PID"; send_rc=$?
-    [ "$send_rc" -le 1 ] || kill "$RECV_PID" 2>/dev/null
-    wait "$RECV_PID"; recv_rc=$?
-else
-    wait "$RECV_PID"; recv_rc=$?
-    [ "$recv_rc" -eq 0 ] || kill "$SEND_PID" 2>/dev/null
-    wait "$SEND_PID"; send_rc=$?
-fi
+diode_wait_pair "$SEND_PID" "$RECV_PID" # whichever ends first: a failed side stops the other
 RECV_PID= SEND_PID=
 set -e
 echo "    sender exit $send_rc (1: some files refused), receiver exit $recv_rc"
