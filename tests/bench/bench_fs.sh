@@ -10,7 +10,8 @@
 #       (views cached), 1 MiB reads.
 #       Then the first read again on a fresh mount by 2 readers at once
 #       (each takes every other file): views of different files are built in
-#       parallel.
+#       parallel. Beside it, the least CPU a first read costs (the engine
+#       and two SHA-256 passes, measured alone) and the rate that bounds.
 #       Every first read starts in the same memory state (prime_memory,
 #       below): in a VM whose balloon reports free pages to the host, memory
 #       freed a few seconds ago costs a host fault at its next first touch,
@@ -22,6 +23,9 @@
 #       commit per open, measured beside it with the real ledger_append in
 #       the same directory). The first pass builds the views; the cached
 #       passes run in rounds interleaved with bindfs, compared by medians.
+#       Beside them, what checking alone (libmagic's type, the masking)
+#       costs per file, measured in one `sluice scan`, and the first-pass
+#       rate that bounds on this machine's cores.
 #   BENCH_FS_FILES (16) large files of BENCH_FS_MB (68) MB each
 #   BENCH_FS_SMALL (10000) small files, in directories of 100
 #   BENCH_FS_PRIME_GB (3): memory primed before each first read
@@ -196,6 +200,29 @@ print("%.2f" % ((time.monotonic() - t) / (n / 1e9)))
 PY
 }
 persec() { awk -v n="$1" -v t="$2" 'BEGIN {printf "%.0f", n / t}'; }
+# cpu_of CMD...: the CPU seconds (user + system) CMD used, to the microsecond;
+# its output is discarded, its exit status kept in $W/cpu_of.rc
+cpu_of() {
+    python3 - "$W/cpu_of.rc" "$@" <<'PY'
+import resource, subprocess, sys
+r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+rc = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL).returncode
+r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%d\n" % rc)
+print("%.6f" % (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime))
+PY
+}
+# scan_cpu FILE...: the CPU seconds of `sluice scan` over FILEs, its
+# start-up (policy, libmagic) taken off: measured on a one-line file
+scan_cpu() {
+    local c c0
+    echo "start-up" >"$W/one-line.txt"
+    c0=$(SLUICE_KEY_FILE=$KEY cpu_of "$BUILD/sluice" scan --policy "$POLICY" "$W/one-line.txt")
+    # exit 2 is also a file refused (one of the small files is, by type)
+    c=$(SLUICE_KEY_FILE=$KEY cpu_of "$BUILD/sluice" scan --policy "$POLICY" "$@" 2>"$W/scan_cpu.err")
+    [ "$(cat "$W/cpu_of.rc")" -le 2 ] || die "sluice scan failed: $(cat "$W/scan_cpu.err")"
+    awk -v a="$c0" -v b="$c" 'BEGIN {printf "%.6f", (b > a ? b - a : 0)}'
+}
 
 echo "tree: $DATA"
 echo "  (a) $NFILES files, $(awk -v b="$large_bytes" 'BEGIN {printf "%.0f", b / 1e6}') MB; (b) $NSMALL_H files of 4 KiB; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -218,14 +245,24 @@ echo "  memory primed before each first read ($PRIME GB faulted in and freed): $
 echo "  sluicefs daemon cpu: first read $(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.1f", b - a}') s ($(awk -v a="$c0" -v b="$c1" -v n="$sb" 'BEGIN {printf "%.1f", (b - a) / n * 1e9}') s per GB), second read $(awk -v a="$c1" -v b="$c2" 'BEGIN {printf "%.1f", b - a}') s"
 echo "  ratios: first read sluicefs/bindfs $(ratio "$s1" "$b1") (target: >= 500 MB/s absolute: $s1);" \
      "second read sluicefs/bindfs $(ratio "$s2" "$b2") (target >= 0.8)"
-# where the first read's time goes: the engine alone on one of the files
-t0=$(date +%s.%N)
 SLUICE_KEY_FILE=$KEY "$BUILD/sluice" scan --policy "$POLICY" "$DATA/large/doc00.txt" >"$W/scan.out"; rc=$?
-t1=$(date +%s.%N)
 [ $rc -le 1 ] || die "sluice scan failed ($rc)"
-echo "  the engine alone (sluice scan, one file, start-up included): $(mbps "$(stat -c %s "$DATA/large/doc00.txt")" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')") MB/s"
 cmp -s "$W/scan.out" "$MS/large/doc00.txt" || die "sluicefs view differs from sluice scan output"
 echo "  sluicefs view == sluice scan output: yes"
+# The least CPU a first read can cost: the engine over every byte, on one
+# thread, and two SHA-256 passes (the source's and the view's, for the
+# ledger), before FUSE, the reader's copies or fresh memory cost anything.
+# Spread perfectly over every core, it bounds the first read from above.
+mapfile -t large < <(find "$DATA/large" -type f | sort | head -n 4)
+lb=$(cat "${large[@]}" | wc -c)
+ce=$(scan_cpu "${large[@]}")
+ch0=$(cpu_of openssl dgst -sha256 "$W/one-line.txt") # its start-up
+ch=$(cpu_of openssl dgst -sha256 "${large[@]}")
+[ "$(cat "$W/cpu_of.rc")" -eq 0 ] || die "openssl dgst failed"
+awk -v e="$ce" -v h="$ch" -v h0="$ch0" -v b="$lb" -v n="$(nproc)" 'BEGIN {
+    e = e / b * 1e9; h = (h > h0 ? h - h0 : 0) / b * 1e9; t = e + 2 * h
+    if (t <= 0) { print "  the least cpu a first read costs: too little data to measure"; exit }
+    printf "  the least cpu a first read costs (the engine alone + 2 SHA-256 passes, nothing else): %.2f + 2 x %.2f = %.2f s per GB -> at most %.0f MB/s on %d cores\n", e, h, t, n / t * 1000, n }'
 # first read by 2 readers at once, on a fresh mount (nothing cached)
 SLUICE_KEY_FILE=$KEY "$SLUICEFS" -f -o "policy=$POLICY,ledger=$DB2,ledger_key=$LKEY,cache_size=3G,session=bench2,log_level=warn" \
     "$DATA" "$MS2" 2>"$W/sluicefs2.log" &
@@ -296,6 +333,18 @@ echo "  its unmount helper's cpu per open (who the reader is, for the ledger): l
 echo "  4 KiB write + fdatasync here: appended ${syncs:-?}/s, in place ${syncs_inplace:-?}/s; a lone ledger appender: ${lone:-?} records/s (a lone reader waits for one such commit per open)"
 echo "  ledger rows written: $((rows1 - rows0)) for $opens opens (one durable record per open; $sr files refused by type per pass)"
 echo "  ratios (medians of $ROUNDS): sluicefs/bindfs first $(ratio "$s1" "$bf"), later $(ratio "$s2" "$bf"), 8 threads $(ratio "$s8" "$bf8") (target >= 0.5)"
+# What a first pass cannot do without: the type check (libmagic) and the
+# masking of each file, measured in one `sluice scan` process over every
+# 10th file (a sample of the same cuts of the corpus). On every core at
+# once and with nothing else to pay (FUSE, the reader, hashing, the ledger),
+# it bounds the first pass from above.
+mapfile -t sample < <(find "$DATA/small" -type f | sort | awk 'NR % 10 == 1')
+cs=$(scan_cpu "${sample[@]}")
+awk -v c="$cs" -v k="${#sample[@]}" -v n="$(nproc)" -v bf="$bf" 'BEGIN {
+    u = c / k * 1e6
+    if (u <= 0) { print "  checking alone: too few files to measure"; exit }
+    m = n / u * 1e6
+    printf "  checking alone (sluice scan: libmagic type + masking, %d files): %.0f us cpu per file -> a first pass opens at most %.0f files/s on %d cores, %.2f of bindfs -r\n", k, u, m, n, m / bf }'
 # One reader waits for one commit per open: even if everything else cost
 # nothing, it could not open more files per second than the ledger commits
 # for a lone appender (nor than the disk syncs in place).

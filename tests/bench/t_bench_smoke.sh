@@ -33,6 +33,8 @@ check_contains "bench_fs: one ledger row per open" "$out" "ledger rows written: 
 check_contains "bench_fs: where the time goes (daemon cpu per open)" "$out" "sluicefs daemon cpu per open:"
 check "bench_fs: a lone ledger appender measured beside it" grep -Eq "a lone ledger appender: [0-9]+ records/s" "$T_TMP/fs.out"
 check_contains "bench_fs: the lone reader's ceiling" "$out" "a lone reader's ceiling (one ledger commit per open) / bindfs -r:"
+check "bench_fs: the least cpu a first read costs (figures)" grep -Eq "the least cpu a first read costs \(the engine alone \+ 2 SHA-256 passes, nothing else\): [0-9.]+ \+ 2 x [0-9.]+ = [0-9.]+ s per GB -> at most [0-9]+ MB/s on [0-9]+ cores" "$T_TMP/fs.out"
+check "bench_fs: what checking alone costs a first pass (figures)" grep -Eq "checking alone \(sluice scan: libmagic type \+ masking, 30 files\): [0-9]+ us cpu per file -> a first pass opens at most [0-9]+ files/s on [0-9]+ cores, [0-9.]+ of bindfs -r" "$T_TMP/fs.out"
 
 BENCH_DLP_MB=2 BENCH_RUNS=1 bench dlp
 check_contains "bench_dlp: sluice against pcre2grep" "$out" "ratio sluice / pcre2grep:"
