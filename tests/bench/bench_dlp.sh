@@ -51,32 +51,18 @@ npat=$(wc -l <"$PATS")
 nrules=$("$SLUICE" rules lint "$POLICY" 2>&1 | sed -n 's/.*(\([0-9]*\) rules.*/\1/p')
 [ "$npat" = "$nrules" ] || die "read $npat patterns from the packs but the policy has ${nrules:-?} rules"
 
-# timed CMD...: prints "wall user sys" of CMD (stdout to /dev/null).
-timed() {
-    python3 - "$@" <<'EOF'
-import resource, subprocess, sys, time
-# Children's times are inherited across exec (a python3 shim may have run
-# commands of its own before this process): take the difference.
-r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-t = time.monotonic()
-p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
-w = time.monotonic() - t
-r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-if p.returncode not in (0, 1):
-    sys.exit('exit %d: %s' % (p.returncode, ' '.join(sys.argv[1:])))
-print('%.4f %.4f %.4f' % (w, r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime))
-EOF
-}
+source "$ROOT/tests/bench/lib.sh"
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 # bench NAME CMD...: RUNS runs; sets W_MED (wall) and C_MED (user+sys) medians.
 bench() {
     local name=$1; shift
-    local walls=() cpus=() i out
+    local walls=() cpus=() i out w c st
     for ((i = 0; i < RUNS; i++)); do
-        out=$(timed "$@") || die "$name failed"
-        read -r w u s <<<"$out"
-        walls+=("$w"); cpus+=("$(awk -v u="$u" -v s="$s" 'BEGIN {print u + s}')")
+        out=$(run_timed "$@") || die "$name failed"
+        read -r w c st <<<"$out"
+        [ "$st" = 0 ] || [ "$st" = 1 ] || die "$name failed (exit $st): $*"
+        walls+=("$w"); cpus+=("$c")
     done
     W_MED=$(printf '%s\n' "${walls[@]}" | median)
     C_MED=$(printf '%s\n' "${cpus[@]}" | median)

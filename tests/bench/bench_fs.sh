@@ -34,6 +34,7 @@
 #   SLUICE_BUILD: the build whose sluicefs is measured (default build/)
 set -u
 ROOT=${SLUICE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+source "$ROOT/tests/bench/lib.sh"
 BUILD=${SLUICE_BUILD:-$ROOT/build}
 W=${BENCH_WORK:-/var/tmp/sluice-bench}/fs
 NFILES=${BENCH_FS_FILES:-16}
@@ -200,21 +201,6 @@ print("%.2f" % ((time.monotonic() - t) / (n / 1e9)))
 PY
 }
 persec() { awk -v n="$1" -v t="$2" 'BEGIN {printf "%.0f", n / t}'; }
-# cpu_of CMD...: prints "CPU-seconds status" of CMD (user + system, to the
-# microsecond; status negative when a signal killed it); its output is
-# discarded, its standard error kept. Fails when CMD cannot be started.
-cpu_of() {
-    python3 - "$@" <<'PY'
-import resource, subprocess, sys
-r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-try:
-    rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
-except OSError as e:
-    sys.exit("cannot run %s: %s" % (sys.argv[1], e))
-r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-print("%.6f %d" % (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, rc))
-PY
-}
 # scan_cpu FILE...: the CPU seconds of `sluice scan` over FILEs, its
 # start-up (policy, libmagic) taken off: measured on a one-line file. It
 # dies unless every file was scanned (exit 0 or 1) or refused by type
@@ -224,11 +210,11 @@ scan_cpu() {
     echo "start-up" >"$W/one-line.txt"
     c0=
     for _ in 1 2 3; do # the least of three: interference only adds
-        read -r c rc < <(SLUICE_KEY_FILE=$KEY cpu_of "$BUILD/sluice" scan --policy "$POLICY" "$W/one-line.txt" 2>"$W/scan_cpu.err")
+        read -r _ c rc < <(SLUICE_KEY_FILE=$KEY run_timed "$BUILD/sluice" scan --policy "$POLICY" "$W/one-line.txt" 2>"$W/scan_cpu.err")
         [ "${rc:-x}" = 0 ] || [ "${rc:-x}" = 1 ] || die "sluice scan of a one-line file failed (${rc:-not run}): $(cat "$W/scan_cpu.err")"
         c0=$(awk -v a="${c0:-$c}" -v b="$c" 'BEGIN {print (b < a ? b : a)}')
     done
-    read -r c rc < <(SLUICE_KEY_FILE=$KEY cpu_of "$BUILD/sluice" scan --policy "$POLICY" "$@" 2>"$W/scan_cpu.err")
+    read -r _ c rc < <(SLUICE_KEY_FILE=$KEY run_timed "$BUILD/sluice" scan --policy "$POLICY" "$@" 2>"$W/scan_cpu.err")
     if [ "${rc:-x}" = 2 ]; then
         grep -qv ': denied: ' "$W/scan_cpu.err" && die "sluice scan failed: $(grep -v ': denied: ' "$W/scan_cpu.err" | head -3)"
     elif [ "${rc:-x}" != 0 ] && [ "${rc:-x}" != 1 ]; then
